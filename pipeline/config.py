@@ -1,0 +1,233 @@
+"""Configuration: one frozen dataclass per stage, filled from YAML, overridable from the CLI.
+
+Values come in layers, each overriding the one before:
+
+1. ``pipeline/configs/default.yaml`` (every key, with its default; the reference),
+2. the preset ``pipeline/configs/presets/<name>.yaml`` (``tiny``, ``demo``, ``full``),
+3. user files given with ``--config F`` (any subset of keys),
+4. ``--set section.key=value`` pairs (the value is parsed as YAML).
+
+Every layer is type-checked against the dataclasses below; an unknown section or
+key is a :class:`~pipeline.errors.UserError` that names it. There is no config
+framework: ``dataclasses`` + ``yaml`` + the small checker in this file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from pipeline.errors import UserError
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+PRESETS = ("tiny", "demo", "full")
+RESOLVED_NAME = "config.yaml"
+
+
+@dataclasses.dataclass(frozen=True)
+class SynthConfig:
+    """The synthetic gesture→sound benchmark (``python -m pipeline synth``)."""
+
+    seed: int
+    solos: int  # pieces with one player
+    duets: int
+    trios: int
+    quartets: int
+    homo_duet_fraction: float  # share of duets with the same instrument twice
+    corpus_fraction: float  # share of pieces taken from the music21 corpus (rest: generated)
+    min_duration_s: float
+    max_duration_s: float
+    sample_rate: int
+    fps: int
+    width: int
+    height: int
+    soundfont: str  # path to a GM .sf2, or "auto" to look in the usual system places
+    fluidsynth_gain: float
+    video_crf: int  # x264 quality (lower is better and larger)
+    jitter_px: float  # std of per-joint keypoint noise, in pixels
+    missing_rate: float  # probability that a joint is missing (confidence 0) in a frame
+    shake_px: float  # amplitude of camera shake, in pixels
+    max_lag_frames: int  # gesture-sound lag is drawn per player from [-max, max]
+    val_fraction: float
+    test_fraction: float
+    workers: int  # 0: render in this process; N > 0: N pieces at a time as Ray tasks
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """The whole resolved configuration; one attribute per stage."""
+
+    synth: SynthConfig
+
+
+def load_config(
+    preset: str | None = None,
+    files: typing.Sequence[str | Path] = (),
+    overrides: typing.Sequence[str] = (),
+) -> Config:
+    """Resolve the configuration from the default file, a preset, user files and ``--set`` pairs."""
+    data = _read_yaml(CONFIG_DIR / "default.yaml")
+    if preset is not None:
+        if preset not in PRESETS:
+            raise UserError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+        _merge(data, _read_yaml(CONFIG_DIR / "presets" / f"{preset}.yaml"), f"preset {preset}")
+    for f in files:
+        _merge(data, _read_yaml(Path(f)), str(f))
+    for item in overrides:
+        key, value = _parse_override(item)
+        _merge(data, _nest(key, value), f"--set {item}")
+    return _build(Config, data, "")
+
+
+def with_overrides(config: Config, overrides: typing.Sequence[str]) -> Config:
+    """Return a copy of ``config`` with ``section.key=value`` overrides applied (type-checked)."""
+    data = config_to_dict(config)
+    for item in overrides:
+        key, value = _parse_override(item)
+        _merge(data, _nest(key, value), f"--set {item}")
+    return _build(Config, data, "")
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """Plain nested dict of a config dataclass (tuples become lists, as in YAML)."""
+    return _plain(dataclasses.asdict(config))
+
+
+def write_resolved(config: Config, folder: Path, extra: dict[str, Any] | None = None) -> Path:
+    """Write the resolved config as ``folder/config.yaml`` (written to a temp file, then renamed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    doc = config_to_dict(config)
+    if extra:
+        doc = {**extra, **doc}
+    path = folder / RESOLVED_NAME
+    tmp = folder / f".{RESOLVED_NAME}.tmp"
+    tmp.write_text(yaml.safe_dump(doc, sort_keys=False))
+    tmp.replace(path)
+    return path
+
+
+# --- internals -----------------------------------------------------------------------------
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise UserError(f"cannot read config file {path}: {e.strerror or e}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise UserError(f"config file {path} is not valid YAML: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path} must hold a mapping of sections, not {type(data).__name__}")
+    return data
+
+
+def _parse_override(item: str) -> tuple[str, Any]:
+    key, sep, raw = item.partition("=")
+    if not sep or "." not in key:
+        raise UserError(f"--set expects section.key=value, got {item!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def _nest(key: str, value: Any) -> dict[str, Any]:
+    out: Any = value
+    for part in reversed(key.split(".")):
+        out = {part: out}
+    return out
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any], origin: str) -> None:
+    """Merge ``update`` into ``base`` in place; keys must already exist in ``base``."""
+    for k, v in update.items():
+        if k not in base:
+            raise UserError(f"unknown config key {k!r} (from {origin}); known: {', '.join(base)}")
+        if isinstance(base[k], dict):
+            if not isinstance(v, dict):
+                raise UserError(f"config key {k!r} (from {origin}) is a section; give it a mapping")
+            _merge(base[k], v, origin)
+        else:
+            base[k] = v
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise UserError(f"config section {prefix.rstrip('.') or '<root>'} must be a mapping")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for k in data:
+        if k not in names:
+            raise UserError(f"unknown config key {prefix}{k!r}; known: {', '.join(names)}")
+    missing = [n for n in names if n not in data]
+    if missing:
+        raise UserError(f"config is missing {', '.join(prefix + m for m in missing)}")
+    return cls(**{n: _coerce(data[n], hints[n], f"{prefix}{n}") for n in names})
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key + ".")
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except UserError as e:
+                errors.append(str(e))
+        raise UserError(errors[0] if errors else f"{key}: bad value {value!r}")
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            raise UserError(f"{key} must be one of {list(choices)}, got {value!r}")
+        return value
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"{key} must be a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise UserError(f"{key} must have {len(args)} items, got {len(value)}")
+        return tuple(_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise UserError(f"{key} must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UserError(f"{key} must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UserError(f"{key} must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise UserError(f"{key} must be a string, got {value!r}")
+        return value
+    raise TypeError(f"config type {tp!r} of {key} is not supported")  # a bug in this file
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
