@@ -52,7 +52,8 @@ def onset_envelope(wave: np.ndarray, rate: int, fps: float, n_frames: int) -> np
     SuperFlux-style (Böck & Widmer, 2013): log-magnitudes in quarter-tone bands,
     and each frame's increase over the previous frame *maximum-filtered across
     neighbouring bands*, so a vibrato that moves energy between adjacent bands
-    does not count as a new note. Frame ``i`` is centred on time ``i / fps``.
+    does not count as a new note. Frame ``i`` is centred on time ``i / fps``. Abrupt
+    starts count as onsets; abrupt stops also add energy, as they do to the ear.
     """
     hop = rate / fps
     n_fft = 1 << int(np.ceil(np.log2(1.5 * hop)))
@@ -63,8 +64,11 @@ def onset_envelope(wave: np.ndarray, rate: int, fps: float, n_frames: int) -> np
     mag = np.abs(np.fft.rfft(frames, axis=1))
     bands = np.log1p(10.0 * mag @ _log_filterbank(n_fft, rate))
     prev = ndimage.maximum_filter1d(bands, size=3, axis=1)
-    flux = np.maximum(bands[1:] - prev[:-1], 0.0).sum(axis=1)
-    return np.concatenate([[0.0], flux]).astype(np.float32)
+    flux = np.concatenate([[0.0], np.maximum(bands[1:] - prev[:-1], 0.0).sum(axis=1)])
+    # A window that runs past the end sees the wave stop dead, a burst of false "energy":
+    # those last frames (under 50 ms at the usual sizes) report no onset.
+    flux[centres + n_fft // 2 > wave.size] = 0.0
+    return flux.astype(np.float32)
 
 
 def _log_filterbank(n_fft: int, rate: int, per_octave: int = 24, fmin: float = 30.0) -> np.ndarray:

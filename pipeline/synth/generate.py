@@ -74,7 +74,8 @@ def plan_pieces(cfg: SynthConfig) -> list[PieceSpec]:
     n_homo = int(round(cfg.duets * cfg.homo_duet_fraction))
     homo = [False] * cfg.solos + [i < n_homo for i in range(cfg.duets)] + [False] * (cfg.trios + cfg.quartets)
     order = rng.permutation(len(sizes))
-    corpus = rng.random(len(sizes)) < cfg.corpus_fraction
+    corpus = np.zeros(len(sizes), bool)  # exactly the asked share, spread at random
+    corpus[rng.permutation(len(sizes))[: int(round(len(sizes) * cfg.corpus_fraction))]] = True
     lengths = rng.uniform(cfg.min_duration_s, cfg.max_duration_s, size=len(sizes))
     return [
         PieceSpec(number + 1, sizes[i], homo[i], bool(corpus[number]), round(float(lengths[number]) * 2) / 2)

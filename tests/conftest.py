@@ -1,0 +1,47 @@
+"""Shared fixtures: the tiny benchmark (generated once per session) and one Ray per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import Config, load_config
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED_DATA = SHARED / "data"
+
+
+def shared_data(*parts: str) -> Path:
+    """A path under ../shared/data (real material that nobody on this project made)."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        raise FileNotFoundError(f"real test material missing: {path} (expected ../shared beside the checkout)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_config() -> Config:
+    return load_config("tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_bench(tmp_path_factory: pytest.TempPathFactory, tiny_config: Config) -> Path:
+    """The `tiny` benchmark, generated once for the whole test session."""
+    from pipeline.synth.generate import generate_benchmark
+
+    out = tmp_path_factory.mktemp("tiny") / "bench"
+    generate_benchmark(tiny_config, out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One embedded local Ray for the whole session (starting Ray costs seconds)."""
+    import ray
+
+    from pipeline.raysession import init_ray
+
+    init_ray(num_cpus=4)
+    yield ray
+    ray.shutdown()

@@ -1,0 +1,137 @@
+"""Planning, determinism (in this process and as Ray tasks), and the command line's errors."""
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import load_config
+from pipeline.synth.generate import generate_benchmark, plan_pieces
+
+SMALL = [
+    "synth.solos=1",
+    "synth.duets=2",
+    "synth.trios=0",
+    "synth.homo_duet_fraction=0.5",
+    "synth.min_duration_s=4",
+    "synth.max_duration_s=4",
+]
+
+
+def _digest(root: Path) -> dict[str, str]:
+    """Hash of every audio, note, score and keypoint file (video bytes are the encoder's business)."""
+    files = [p for p in root.rglob("*") if p.suffix in (".wav", ".txt", ".mid", ".json") and p.is_file()]
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(files)}
+
+
+def test_plan_follows_the_config():
+    cfg = load_config("demo").synth
+    plan = plan_pieces(cfg)
+    sizes = [p.players for p in plan]
+    assert sizes.count(1) == cfg.solos and sizes.count(2) == cfg.duets and sizes.count(4) == cfg.quartets
+    assert sum(p.homo for p in plan) == round(cfg.duets * cfg.homo_duet_fraction)
+    assert all(p.players == 2 for p in plan if p.homo)
+    assert sum(p.from_corpus for p in plan) == round(len(plan) * cfg.corpus_fraction)
+    assert all(cfg.min_duration_s <= p.duration <= cfg.max_duration_s for p in plan)
+    assert [p.number for p in plan] == list(range(1, len(plan) + 1))
+    assert plan_pieces(cfg) == plan
+
+
+def test_same_seed_same_bytes_in_process_and_as_ray_tasks(tmp_path: Path, ray_local):
+    serial = load_config("tiny", overrides=[*SMALL, "synth.seed=3"])
+    parallel = load_config("tiny", overrides=[*SMALL, "synth.seed=3", "synth.workers=2"])
+    generate_benchmark(serial, tmp_path / "a", progress=False)
+    generate_benchmark(parallel, tmp_path / "b", progress=False)
+    a, b = _digest(tmp_path / "a"), _digest(tmp_path / "b")
+    assert len(a) > 3 * 4 * 30 and a == b
+    other = load_config("tiny", overrides=[*SMALL, "synth.seed=4"])
+    generate_benchmark(other, tmp_path / "c", progress=False)
+    c = _digest(tmp_path / "c")
+    assert set(a) != set(c) or a != c
+    wav_a = {k: v for k, v in a.items() if k.endswith(".wav")}
+    assert not set(wav_a.values()) & set(c.values())  # no audio file in common
+
+
+def test_rerun_renders_only_what_is_missing(tmp_path: Path):
+    cfg = load_config("tiny", overrides=[*SMALL, "synth.duets=0"])
+    out = tmp_path / "bench"
+    generate_benchmark(cfg, out, progress=False)
+    piece = next(p for p in out.iterdir() if p.name[0].isdigit())
+    mtimes = {p: p.stat().st_mtime_ns for p in piece.iterdir()}
+    generate_benchmark(cfg, out, progress=False)
+    assert {p: p.stat().st_mtime_ns for p in piece.iterdir()} == mtimes
+
+
+def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args], capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+def test_cli_help():
+    top = _cli("--help")
+    assert top.returncode == 0 and "synth" in top.stdout and "run" in top.stdout
+    for command in ("synth", "run"):
+        done = _cli(command, "--help")
+        assert done.returncode == 0
+        assert "--preset" in done.stdout and "--set" in done.stdout and "--config" in done.stdout
+    assert "--seed" in _cli("synth", "--help").stdout
+
+
+def test_cli_generates_and_prints_a_summary(tmp_path: Path):
+    sets = [x for s in SMALL for x in ("--set", s)]
+    done = _cli("-q", "synth", "--out", str(tmp_path / "b"), "--preset", "tiny", "--seed", "8", *sets)
+    assert done.returncode == 0, done.stderr
+    assert "pieces                3" in done.stdout and "(1)" in done.stdout
+    assert (tmp_path / "b" / "splits.json").is_file()
+
+
+def _assert_clean_error(done: subprocess.CompletedProcess, *needles: str) -> None:
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    for needle in needles:
+        assert needle in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (["--preset", "huge"], ["invalid choice: 'huge'"]),
+        (["--preset", "tiny", "--set", "synth.soundfont=/nope/gm.sf2"], ["soundfont not found: /nope/gm.sf2"]),
+        (["--preset", "tiny", "--set", "synth.bogus=1"], ["unknown config key 'bogus'"]),
+        (["--preset", "tiny", "--set", "synth.duets=two"], ["synth.duets must be an integer"]),
+    ],
+)
+def test_cli_bad_arguments(tmp_path: Path, args, needles):
+    _assert_clean_error(_cli("synth", "--out", str(tmp_path / "o"), *args), *needles)
+    assert not (tmp_path / "o").exists()  # nothing written when the arguments are wrong
+
+
+def test_cli_unwritable_or_foreign_output(tmp_path: Path):
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("mine")
+    _assert_clean_error(_cli("synth", "--out", str(a_file / "sub"), "--preset", "tiny"), "cannot write", str(a_file))
+    _assert_clean_error(_cli("synth", "--out", str(a_file), "--preset", "tiny"), "not a folder")
+    _assert_clean_error(_cli("synth", "--out", str(tmp_path), "--preset", "tiny"), "not empty")
+    assert a_file.read_text() == "mine"
+
+
+def test_cli_refuses_to_mix_configs(tmp_path: Path):
+    out = tmp_path / "bench"
+    generate_benchmark(load_config("tiny", overrides=[*SMALL, "synth.duets=0"]), out, progress=False)
+    before = sorted(p.name for p in out.iterdir())
+    done = _cli("synth", "--out", str(out), "--preset", "tiny", *("--set", "synth.solos=2"))
+    _assert_clean_error(done, "other settings", "synth.duets", "synth.solos")
+    assert sorted(p.name for p in out.iterdir()) == before
+
+
+def test_cli_missing_programs(tmp_path: Path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    env = {**os.environ, "PATH": str(bin_dir)}  # neither fluidsynth nor ffmpeg
+    _assert_clean_error(
+        _cli("synth", "--out", str(tmp_path / "o"), "--preset", "tiny", env=env), "fluidsynth is not installed"
+    )
