@@ -52,13 +52,17 @@ def onset_envelope(wave: np.ndarray, rate: int, fps: float, n_frames: int) -> np
     SuperFlux-style (Böck & Widmer, 2013): log-magnitudes in quarter-tone bands,
     and each frame's increase over the previous frame *maximum-filtered across
     neighbouring bands*, so a vibrato that moves energy between adjacent bands
-    does not count as a new note. Frame ``i`` is centred on time ``i / fps``. Abrupt
-    starts count as onsets; abrupt stops also add energy, as they do to the ear.
+    does not count as a new note. Abrupt starts count as onsets; abrupt stops also
+    add energy, as they do to the ear.
+
+    Frame ``i``'s window starts a quarter window before ``t = i / fps``, so a note
+    that starts at ``t`` shows up in frame ``i`` rather than a frame early.
     """
     hop = rate / fps
     n_fft = 1 << int(np.ceil(np.log2(1.5 * hop)))
     centres = np.arange(n_frames) * hop
-    padded = np.pad(wave.astype(np.float32), (n_fft // 2, n_fft // 2 + n_fft))
+    lead = n_fft // 4
+    padded = np.pad(wave.astype(np.float32), (lead, n_fft + n_fft))
     starts = np.round(centres).astype(int)
     frames = padded[starts[:, None] + np.arange(n_fft)[None, :]] * np.hanning(n_fft).astype(np.float32)
     mag = np.abs(np.fft.rfft(frames, axis=1))
@@ -67,7 +71,7 @@ def onset_envelope(wave: np.ndarray, rate: int, fps: float, n_frames: int) -> np
     flux = np.concatenate([[0.0], np.maximum(bands[1:] - prev[:-1], 0.0).sum(axis=1)])
     # A window that runs past the end sees the wave stop dead, a burst of false "energy":
     # those last frames (under 50 ms at the usual sizes) report no onset.
-    flux[centres + n_fft // 2 > wave.size] = 0.0
+    flux[centres - lead + n_fft > wave.size] = 0.0
     return flux.astype(np.float32)
 
 

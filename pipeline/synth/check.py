@@ -16,7 +16,8 @@ from pipeline.audio import onset_envelope, read_wav
 from pipeline.pose.openpose import BODY_25, LEFT_HAND, RIGHT_HAND, read_frame
 from pipeline.urmp import parse_piece
 
-SMOOTH_FRAMES = 9  # ~0.3 s at 30 fps: wider than the ±2-frame gesture-sound lag
+SMOOTH_FRAMES = 9  # ~0.3 s at 30 fps
+MAX_LAG = 4  # frames: the benchmark's ±2-frame gesture-sound lag, plus the width of a gesture
 
 
 def load_keypoints(root: Path, name: str) -> np.ndarray:
@@ -58,15 +59,37 @@ def smooth(x: np.ndarray, frames: int = SMOOTH_FRAMES) -> np.ndarray:
 
 
 def motion_sound_correlation(root: Path, name: str, fps: float) -> np.ndarray:
-    """``C[k, j]``: correlation of player k's hand speed with player j's stem onset envelope."""
+    """``C[k, j]``: correlation of player k's hand speed with player j's stem onset envelope.
+
+    Reads the piece's OpenPose JSON and stems; see :func:`correlation_matrix`.
+    """
+    speed, env = motion_and_onsets(root, name, fps)
+    return correlation_matrix(speed, env)
+
+
+def motion_and_onsets(root: Path, name: str, fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Hand speed per player and onset envelope per stem, both ``(T - 1, P)``, seat order."""
     piece = parse_piece(name)
     kp = load_keypoints(root, name)
-    speed = smooth(hand_speed(kp))
-    T = kp.shape[0]
     onsets = []
     for k in range(1, len(piece.codes) + 1):
         wave, rate = read_wav(root / name / piece.stem(k))
-        onsets.append(onset_envelope(wave, rate, fps, T)[1:])
-    env = smooth(np.stack(onsets, axis=1))
-    P = len(piece.codes)
-    return np.array([[np.corrcoef(speed[:, k], env[:, j])[0, 1] for j in range(P)] for k in range(P)])
+        onsets.append(onset_envelope(wave, rate, fps, kp.shape[0])[1:])
+    return hand_speed(kp), np.stack(onsets, axis=1)
+
+
+def correlation_matrix(speed: np.ndarray, env: np.ndarray) -> np.ndarray:
+    """``C[k, j]`` for motion ``speed[:, k]`` and sound ``env[:, j]``, both smoothed.
+
+    The correlation is the best over lags of up to :data:`MAX_LAG` frames either
+    way: the same tolerance for every pair.
+    """
+    speed, env = smooth(speed), smooth(env)
+    P = speed.shape[1]
+    return np.array([[_lagged_corr(speed[:, k], env[:, j]) for j in range(P)] for k in range(P)])
+
+
+def _lagged_corr(motion: np.ndarray, sound: np.ndarray) -> float:
+    n = motion.size - 2 * MAX_LAG
+    a = motion[MAX_LAG : MAX_LAG + n]
+    return max(float(np.corrcoef(a, sound[MAX_LAG + d : MAX_LAG + d + n])[0, 1]) for d in range(-MAX_LAG, MAX_LAG + 1))
