@@ -13,7 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline.config import PRESETS, load_config
+import yaml
+
+from pipeline import __version__
+from pipeline.config import PRESETS, RESOLVED_NAME, Config, config_to_dict, load_config, write_resolved
 from pipeline.errors import UserError
 
 log = logging.getLogger("pipeline")
@@ -92,12 +95,31 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = load_config(args.preset, args.config, args.overrides)
     start = time.perf_counter()
+    _claim_run_folder(args.out, config)
     bench = args.out / "benchmark"
     print(f"[1/1] generating the {args.preset or 'demo'} benchmark into {bench}")
     summary = generate_benchmark(config, bench, progress=not args.quiet)
     print(f"done in {time.perf_counter() - start:.0f} s")
     print(summary.table())
     return 0
+
+
+def _claim_run_folder(out: Path, config: Config) -> None:
+    """Use ``out`` for this run: new, or made by an earlier run with the same settings.
+
+    The resolved config is written first, so an interrupted run can be resumed.
+    """
+    if out.exists() and not out.is_dir():
+        raise UserError(f"run folder {out} exists and is not a folder")
+    previous = out / RESOLVED_NAME
+    if previous.is_file():
+        old = yaml.safe_load(previous.read_text()) or {}
+        new = config_to_dict(config)
+        if any(old.get(section) != values for section, values in new.items()):
+            raise UserError(f"{out} holds a run made with other settings; choose a new --out")
+    elif out.is_dir() and any(out.iterdir()):
+        raise UserError(f"{out} is not empty and is not a run folder; choose a new --out")
+    write_resolved(config, out, extra={"code_version": __version__})
 
 
 def main(argv: list[str] | None = None) -> int:

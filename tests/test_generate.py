@@ -135,3 +135,22 @@ def test_cli_missing_programs(tmp_path: Path):
     _assert_clean_error(
         _cli("synth", "--out", str(tmp_path / "o"), "--preset", "tiny", env=env), "fluidsynth is not installed"
     )
+
+
+def test_main_job_runs_resumes_and_guards_its_folder(tmp_path: Path):
+    sets = [x for s in [*SMALL, "synth.duets=0"] for x in ("--set", s)]
+    out = tmp_path / "run"
+    first = _cli("-q", "run", "--out", str(out), "--preset", "tiny", *sets)
+    assert first.returncode == 0, first.stderr
+    assert "pieces                1" in first.stdout
+    assert (out / "config.yaml").is_file() and (out / "benchmark" / "splits.json").is_file()
+    again = _cli("-q", "run", "--out", str(out), "--preset", "tiny", *sets)  # nothing left to do
+    assert again.returncode == 0 and "pieces                1" in again.stdout
+    _assert_clean_error(_cli("run", "--out", str(out), "--preset", "tiny"), "other settings")
+    _assert_clean_error(_cli("run", "--out", str(tmp_path), "--preset", "tiny"), "not a run folder")
+
+
+def test_job_entrypoint_help():
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, str(root / "jobs" / "synth.py"), "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and "--out" in done.stdout and "--preset" in done.stdout
