@@ -1,6 +1,11 @@
-"""Audio basics: wav files, resampling and frame-rate envelopes.
+"""Audio basics: wav files, resampling, the STFT, and frame-rate envelopes.
 
 Waveforms are float32 numpy arrays in [-1, 1], shape ``(samples,)`` for mono.
+
+The STFT parameters are those of Sound of Pixels and Music Gesture: 11025 Hz
+audio, 6-second windows of 65535 samples, ``n_fft`` 1022 and hop 256, giving
+512 frequency bins x 256 frames per window. This module is the only place
+that knows them.
 """
 
 from __future__ import annotations
@@ -11,6 +16,13 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 from scipy import ndimage, signal
+
+SAMPLE_RATE = 11025
+CLIP_SAMPLES = 65535  # ~5.94 s at 11025 Hz
+N_FFT = 1022
+HOP = 256
+FREQ_BINS = N_FFT // 2 + 1  # 512
+CLIP_FRAMES = 1 + CLIP_SAMPLES // HOP  # 256 STFT frames per clip
 
 
 def read_wav(path: str | Path, mono: bool = True) -> tuple[np.ndarray, int]:
@@ -33,6 +45,31 @@ def resample(wave: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     ratio = Fraction(rate_out, rate_in)
     out = signal.resample_poly(wave, ratio.numerator, ratio.denominator, axis=-1)
     return out.astype(np.float32)
+
+
+def _hann(n: int) -> np.ndarray:
+    """Periodic Hann window (``torch.hann_window``'s default), so numpy and torch STFTs agree."""
+    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)).astype(np.float32)
+
+
+def stft(wave: np.ndarray) -> np.ndarray:
+    """Complex STFT ``(..., 512, frames)`` of ``(..., samples)`` at the project's parameters.
+
+    Centred frames with reflect padding and a periodic Hann window: the same numbers
+    as ``torch.stft(x, 1022, 256, window=torch.hann_window(1022), center=True,
+    return_complex=True)``. A 65535-sample clip gives 256 frames.
+    """
+    pad = N_FFT // 2
+    x = np.pad(np.asarray(wave, np.float32), [(0, 0)] * (np.ndim(wave) - 1) + [(pad, pad)], mode="reflect")
+    n_frames = 1 + (x.shape[-1] - N_FFT) // HOP
+    idx = np.arange(N_FFT)[None, :] + HOP * np.arange(n_frames)[:, None]
+    spec = np.fft.rfft(x[..., idx] * _hann(N_FFT), axis=-1)
+    return np.swapaxes(spec, -1, -2).astype(np.complex64)
+
+
+def magnitude(wave: np.ndarray) -> np.ndarray:
+    """STFT magnitude ``(..., 512, frames)``, float32."""
+    return np.abs(stft(wave))
 
 
 def rms_envelope(wave: np.ndarray, rate: int, fps: float, n_frames: int) -> np.ndarray:

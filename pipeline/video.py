@@ -1,18 +1,112 @@
-"""Video files: writing H.264 mp4 through the ffmpeg program.
+"""Video files: decoding with decord, writing H.264 mp4 through the ffmpeg program.
 
-Frames are RGB ``uint8`` arrays of shape ``(height, width, 3)``.
+Frames are RGB ``uint8`` arrays of shape ``(height, width, 3)``. Decoding
+streams: frames come in chunks at the requested rate, so a long video never
+sits in memory whole.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 import numpy as np
 
 from pipeline.errors import UserError
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video file holds: native rate, frame count and size, duration, whether it has sound."""
+
+    path: str
+    fps: float
+    frames: int
+    width: int
+    height: int
+    duration: float
+    has_audio: bool
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """Open a video with decord; raises ValueError naming the file if it cannot be decoded."""
+    import decord
+
+    try:
+        reader = decord.VideoReader(str(path))
+        frames, fps = len(reader), float(reader.get_avg_fps())
+        height, width = reader[0].shape[:2]
+    except (decord.DECORDError, RuntimeError, IndexError, OSError) as e:
+        raise ValueError(f"{path}: not a readable video ({_short(e)})") from None
+    if frames == 0 or not fps > 0:
+        raise ValueError(f"{path}: video has no frames")
+    try:
+        decord.AudioReader(str(path), sample_rate=8000, mono=True)
+        has_audio = True
+    except (decord.DECORDError, RuntimeError):
+        has_audio = False
+    return VideoInfo(str(path), fps, frames, int(width), int(height), frames / fps, has_audio)
+
+
+def frame_indices(info: VideoInfo, fps: float) -> np.ndarray:
+    """Native frame index nearest to each time ``k / fps`` inside the video."""
+    times = np.arange(int(np.floor(info.duration * fps + 1e-6))) / fps
+    return np.minimum(np.round(times * info.fps).astype(int), info.frames - 1)
+
+
+def iter_frames(
+    path: str | Path, fps: float, size: tuple[int, int] | None = None, chunk: int = 32
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Decode frames at ``fps`` in chunks: yields ``(times_s, frames (n, h, w, 3) uint8)``.
+
+    ``size`` is ``(width, height)`` to resize in the decoder (cheaper than after);
+    None keeps the native size.
+    """
+    import decord
+
+    info = probe_video(path)
+    kwargs = {"width": size[0], "height": size[1]} if size else {}
+    reader = decord.VideoReader(str(path), **kwargs)
+    idx = frame_indices(info, fps)
+    for start in range(0, len(idx), chunk):
+        sel = idx[start : start + chunk]
+        yield (start + np.arange(len(sel))) / fps, reader.get_batch(sel.tolist()).asnumpy()
+
+
+def read_audio(path: str | Path, rate: int) -> np.ndarray:
+    """Mono float32 audio at ``rate``: wav/flac through soundfile, a video's track through decord.
+
+    Raises ValueError naming the file when there is no audio stream or it cannot be read.
+    """
+    from pipeline.audio import read_wav, resample
+
+    path = Path(path)
+    if path.suffix.lower() in (".wav", ".flac", ".ogg"):
+        try:
+            wave, native = read_wav(path)
+        except RuntimeError as e:
+            raise ValueError(f"{path}: not a readable sound file ({_short(e)})") from None
+        return resample(wave, native, rate)
+    import decord
+
+    try:
+        reader = decord.AudioReader(str(path), sample_rate=rate, mono=True)
+    except (decord.DECORDError, RuntimeError) as e:
+        raise ValueError(f"{path}: no audio track ({_short(e)})") from None
+    return reader[:].asnumpy()[0].astype(np.float32)
+
+
+def _short(e: Exception) -> str:
+    """First line of a decoder error, without decord's timestamp, source location and stack dump."""
+    text = str(e).strip()
+    if not text:
+        return type(e).__name__
+    return re.sub(r"^\[[\d:]+\] \S+:\d+: ", "", text.splitlines()[0])[:200]
 
 
 def check_ffmpeg() -> str:
