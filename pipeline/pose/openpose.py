@@ -48,9 +48,14 @@ RIGHT_HAND = slice(len(BODY_25) + len(HAND_21), PERSON_JOINTS)
 
 @dataclass(frozen=True)
 class Frame:
-    """The people of one frame, each a ``(67, 3)`` array: BODY_25, left hand, right hand (x, y, c)."""
+    """The people of one frame, each a ``(67, 3)`` array: BODY_25, left hand, right hand (x, y, c).
+
+    ``body_joints`` is the body format's size in the file: 25 (BODY_25) or 18 (COCO-18,
+    stored in the first 18 rows in its own order).
+    """
 
     people: tuple[np.ndarray, ...]
+    body_joints: int = 25
 
 
 def write_frame(path: Path, people: list[np.ndarray]) -> None:
@@ -81,10 +86,12 @@ def read_frame(path: Path) -> Frame:
     try:
         doc = json.loads(Path(path).read_text())
         people = []
+        body_joints = 25
         for p in doc["people"]:
             body = _triples(p.get("pose_keypoints_2d", []))
             if body.shape[0] not in (18, 25):
                 raise ValueError(f"{body.shape[0]} body joints (expected 25 or 18)")
+            body_joints = body.shape[0]
             arr = np.zeros((PERSON_JOINTS, 3), np.float32)
             arr[: body.shape[0]] = body
             for key, part in (("hand_left_keypoints_2d", LEFT_HAND), ("hand_right_keypoints_2d", RIGHT_HAND)):
@@ -94,7 +101,7 @@ def read_frame(path: Path) -> Frame:
             people.append(arr)
     except (OSError, KeyError, TypeError, ValueError) as e:
         raise ValueError(f"{path}: not a readable OpenPose JSON file ({e})") from None
-    return Frame(tuple(people))
+    return Frame(tuple(people), body_joints)
 
 
 def _triples(values: list[float]) -> np.ndarray:
