@@ -65,10 +65,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser(
+        "preprocess",
+        help="videos → keypoints + spectrograms in Parquet shards (Ray Data)",
+        description="Decode videos, estimate and track poses, cut 6-second clips with their mixture and "
+        "stem spectrograms, and write Parquet shards. Incremental: unchanged videos are skipped, a changed "
+        "config writes a new dataset version beside the old one. INPUT: a URMP-layout folder (real or "
+        "generated), a MUSIC folder (JSON lists + downloaded videos), or any folder of videos; local path "
+        "or s3:// / gs:// URI.",
+    )
+    p.add_argument("--input", required=True, metavar="SRC", help="input folder or URI")
+    p.add_argument("--output", required=True, metavar="DST", help="shard folder or URI (versions go inside)")
+    _config_args(p, default_preset=None)
+    p.set_defaults(func=cmd_preprocess)
+
+    p = sub.add_parser(
         "run",
         help="the main job, end to end on the embedded default (local Ray)",
-        description="Run the whole pipeline on the embedded default: generate the benchmark into "
-        "OUT/benchmark and print its summary. (Later stages join as they land.)",
+        description="Run the whole pipeline on the embedded default (a local Ray): generate the benchmark "
+        "into OUT/benchmark, preprocess it into OUT/shards. (Training and evaluation join as they land.)",
     )
     p.add_argument("--out", type=Path, default=Path("runs/demo"), metavar="DIR", help="run folder (default: runs/demo)")
     _config_args(p, default_preset="demo")
@@ -89,19 +103,35 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_preprocess(args: argparse.Namespace) -> int:
+    """``preprocess``: shards from videos; exit 1 only when nothing at all could be processed."""
+    from pipeline.preprocess import run_preprocess
+
+    config = load_config(args.preset, args.config, args.overrides)
+    summary = run_preprocess(config, args.input, args.output)
+    print(f"preprocessing done: {summary.version_dir}")
+    print(summary.table())
+    return 1 if summary.videos > 0 and summary.clips == 0 else 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    """``run``: the main job. For now: generate the benchmark and print its summary."""
+    """``run``: the main job: generate the benchmark, then preprocess it into shards."""
+    from pipeline.preprocess import run_preprocess
     from pipeline.synth.generate import generate_benchmark
 
     config = load_config(args.preset, args.config, args.overrides)
     start = time.perf_counter()
     _claim_run_folder(args.out, config)
     bench = args.out / "benchmark"
-    print(f"[1/1] generating the {args.preset or 'demo'} benchmark into {bench}")
+    print(f"[1/2] generating the {args.preset or 'demo'} benchmark into {bench}")
     summary = generate_benchmark(config, bench, progress=not args.quiet)
-    print(f"done in {time.perf_counter() - start:.0f} s")
     print(summary.table())
-    return 0
+    shards_dir = args.out / "shards"
+    print(f"[2/2] preprocessing it into Parquet shards in {shards_dir}")
+    prep = run_preprocess(config, str(bench), str(shards_dir))
+    print(prep.table())
+    print(f"done in {time.perf_counter() - start:.0f} s")
+    return 0 if prep.errors == 0 else 1
 
 
 def _claim_run_folder(out: Path, config: Config) -> None:

@@ -59,10 +59,31 @@ class SynthConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class PreprocessConfig:
+    """Videos → keypoints + spectrograms in Parquet shards (``python -m pipeline preprocess``)."""
+
+    fps: int  # video frames per second kept (8, as in the papers)
+    clip_hop_s: float  # start of one clip to the next; clips are 65535 samples (5.94 s) long
+    pose_backend: str  # auto | openpose | mediapipe | mmpose (auto: OpenPose JSON if present, else mediapipe)
+    pose_workers: int  # actors in the pose pool
+    pose_gpus: float  # GPUs per pose actor (0 on a laptop)
+    pose_cpus: float  # CPUs per pose actor
+    decode_width: int  # frames are decoded at this width (aspect kept) for pixel-based backends
+    crop_size: int  # appearance crop side, pixels
+    min_presence: float  # a person must be found in this share of a video's frames
+    silence_db: float  # a stem whose peak is below this (dBFS) is silent: an error, not a source
+    mmpose_config: str  # whole-body model config (a file, or a name in mmpose's config tree)
+    mmpose_checkpoint: str  # its weights: a path or URL; "" for random weights (tests only)
+    detector_config: str  # person detector config for mmpose (mmdet), or "" to use whole frames
+    detector_checkpoint: str
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     """The whole resolved configuration; one attribute per stage."""
 
     synth: SynthConfig
+    preprocess: PreprocessConfig
 
 
 def load_config(

@@ -21,14 +21,17 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from pipeline import storage
 from pipeline.audio import CLIP_FRAMES, CLIP_SAMPLES, FREQ_BINS, SAMPLE_RATE
 from pipeline.pose.layout import NUM_JOINTS
 
@@ -139,26 +142,55 @@ def to_table(rows: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema())
 
 
-def write_shard(table: pa.Table, path: Path) -> int:
-    """Write a shard atomically (temp file, then rename); returns its size in bytes.
+class ShardWriter:
+    """Write one shard in row groups as rows arrive; it appears at ``dest`` only when complete.
 
-    zstd; no dictionary encoding for tensor columns (it inflates floats by about
-    a third); row groups of 64 clips.
+    Rows go to a local temporary file; :meth:`close` renames it into place (local
+    ``dest``) or uploads it whole (object-store URI). zstd; no dictionary encoding
+    for tensor columns (it inflates floats by about a third); row groups of 64 clips.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tensor_cols = [c.name for c in COLUMNS if c.shape is not None]
-    dictionary = [c.name for c in COLUMNS if c.shape is None and c.name != "crops"]
-    pq.write_table(
-        table,
-        tmp,
-        compression="zstd",
-        use_dictionary=dictionary,
-        row_group_size=64,
-        write_statistics=[c for c in table.column_names if c not in tensor_cols and c != "crops"],
-    )
-    os.replace(tmp, path)
-    return path.stat().st_size
+
+    ROW_GROUP = 64
+
+    def __init__(self, dest: str) -> None:
+        self.dest = dest
+        self._fs, self._path = storage.resolve(dest)
+        local = isinstance(self._fs, pafs.LocalFileSystem)
+        folder = Path(self._path).parent if local else Path(tempfile.gettempdir())
+        folder.mkdir(parents=True, exist_ok=True)
+        self._tmp = Path(tempfile.mkstemp(prefix=f".{Path(self._path).name}.", suffix=".tmp", dir=folder)[1])
+        dictionary = [c.name for c in COLUMNS if c.shape is None and c.name != "crops"]
+        self._writer = pq.ParquetWriter(self._tmp, schema(), compression="zstd", use_dictionary=dictionary)
+        self.rows = 0
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        """Append rows (see :func:`to_table`)."""
+        if rows:
+            self._writer.write_table(to_table(rows), row_group_size=self.ROW_GROUP)
+            self.rows += len(rows)
+
+    def close(self) -> int:
+        """Finish and publish the file; returns its size in bytes."""
+        self._writer.close()
+        size = self._tmp.stat().st_size
+        if isinstance(self._fs, pafs.LocalFileSystem):
+            os.replace(self._tmp, self._path)
+        else:
+            pafs.copy_files(str(self._tmp), self._path, destination_filesystem=self._fs)
+            self._tmp.unlink()
+        return size
+
+    def abort(self) -> None:
+        """Drop what was written; nothing appears at ``dest``."""
+        self._writer.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+def write_shard(table: pa.Table, path: Path) -> int:
+    """Write a whole table as one shard (see :class:`ShardWriter`); returns its size in bytes."""
+    writer = ShardWriter(str(path))
+    writer._writer.write_table(table, row_group_size=ShardWriter.ROW_GROUP)
+    return writer.close()
 
 
 def read_column(table: pa.Table, name: str) -> np.ndarray:

@@ -33,6 +33,7 @@ class Item:
     stems: tuple[str, ...] = ()  # relative paths of per-player audio, seating order
     instruments: tuple[str, ...] = ()  # per player ('' unknown); empty when the count is unknown
     keypoints: str = ""  # relative folder of OpenPose JSON for this video, if any
+    mix: str = ""  # relative path of the mixture wav; "" means the video's own audio track
     key: str = ""  # content key: changes when any input file changes
 
     def to_row(self) -> dict:
@@ -102,19 +103,21 @@ def _urmp(root: str, by_rel: dict) -> Catalog:
             out.problems.append(Problem(rel, "catalog", f"stem file missing: {missing[0]}"))
             continue
         kp = f"{OPENPOSE_DIR}/{piece.name}"
+        mix = f"{folder}/{piece.mix}"
         kp_files = sorted(r for r in by_rel if r.startswith(kp + "/") and r.endswith("_keypoints.json"))
-        key = _key(by_rel, [rel, *stems]) + f";kp:{len(kp_files)}:{sum(by_rel[r].size for r in kp_files)}"
+        key = _key(by_rel, [rel, *stems, mix]) + f";kp:{len(kp_files)}:{sum(by_rel[r].size for r in kp_files)}"
         out.items.append(
             Item(
                 piece.name,
                 "urmp",
                 splits.get(piece.name, "all"),
                 rel,
-                tuple(stems),
-                piece.codes,
-                kp if kp_files else "",
-                key,
-            )  # fmt: skip
+                stems=tuple(stems),
+                instruments=piece.codes,
+                keypoints=kp if kp_files else "",
+                mix=mix if mix in by_rel else "",
+                key=key,
+            )
         )
     return out
 
@@ -157,7 +160,7 @@ def _music(root: str, by_rel: dict, lists: list[str]) -> Catalog:
                     )
                     continue
                 rel = sorted(videos[yid])[0]
-                out.items.append(Item(yid, "music", "all", rel, (), instruments, "", _key(by_rel, [rel])))
+                out.items.append(Item(yid, "music", "all", rel, instruments=instruments, key=_key(by_rel, [rel])))
     return out
 
 
@@ -168,5 +171,5 @@ def _folder(by_rel: dict) -> Catalog:
         p = PurePosixPath(rel)
         if p.suffix.lower() in VIDEO_SUFFIXES:
             item_id = str(p.with_suffix("")).replace("/", "__")
-            out.items.append(Item(item_id, "folder", "all", rel, (), (), "", _key(by_rel, [rel])))
+            out.items.append(Item(item_id, "folder", "all", rel, key=_key(by_rel, [rel])))
     return out

@@ -80,3 +80,17 @@ def local_copy(uri: str) -> Iterator[Path]:
         with fs.open_input_stream(path) as src, open(local, "wb") as dst:
             shutil.copyfileobj(src, dst, length=1 << 20)
         yield local
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    """Write a whole file; readers never see it half-written (rename locally, one PUT remotely)."""
+    fs, path = resolve(uri)
+    if isinstance(fs, pafs.LocalFileSystem):
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(target)
+        return
+    with fs.open_output_stream(path) as f:
+        f.write(data)

@@ -1,0 +1,20 @@
+"""Preprocess videos into Parquet shards as a Ray job (Ray Data; pose actors on GPUs when configured).
+
+    ray job submit --address http://HEAD:8265 --working-dir . \
+        --runtime-env cluster/runtime_env.yaml -- python jobs/preprocess.py --input s3://bucket/videos --output s3://bucket/shards
+
+Also runs on a laptop as ``python jobs/synth.py ...`` with an embedded local Ray.
+Takes the same arguments as ``python -m pipeline preprocess`` (see ``--help``).
+"""
+
+import sys
+from pathlib import Path
+
+# The repository root, for the driver when `pipeline` is not installed (a bare checkout
+# on a head node); Ray's workers get it from the job's working directory.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pipeline.cli import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main(["preprocess", *sys.argv[1:]]))
