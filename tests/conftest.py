@@ -45,3 +45,13 @@ def ray_local():
     init_ray(num_cpus=4)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def tiny_shards(tiny_bench: Path, tiny_config: Config, ray_local, tmp_path_factory: pytest.TempPathFactory):
+    """The tiny benchmark preprocessed through Ray Data (OpenPose JSON backend); (summary, folder)."""
+    from pipeline.preprocess import run_preprocess
+
+    out = tmp_path_factory.mktemp("shards")
+    summary = run_preprocess(tiny_config, str(tiny_bench), str(out))
+    return summary, Path(summary.version_dir)
