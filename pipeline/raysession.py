@@ -1,14 +1,18 @@
-"""Connecting to Ray: the cluster a job was submitted to, or an embedded local one.
+"""Connecting to Ray: the cluster a job was submitted to, a cluster running here, or an embedded one.
 
 Under ``ray job submit`` (or with ``RAY_ADDRESS`` set) ``init_ray`` joins that
-cluster. Otherwise it starts a local Ray inside this process, bound to
-127.0.0.1, without dashboard or usage reporting, with a small object store.
+cluster; on a machine where ``ray start`` runs a live cluster, it joins that one.
+Otherwise it starts a local Ray inside this process, bound to 127.0.0.1, without
+dashboard or usage reporting, with a small object store. A cluster file left by
+a stopped cluster is ignored (joining it would hang).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +27,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
 
     if ray.is_initialized():
         return
-    address = address or os.environ.get("RAY_ADDRESS")
+    address = address or os.environ.get("RAY_ADDRESS") or running_cluster()
     if address:
         log.info("connecting to the Ray cluster at %s", address)
         ray.init(address=address, log_to_driver=True)
@@ -45,3 +49,19 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         configure_logging=True,
         logging_level=logging.WARNING,
     )
+
+
+def running_cluster(cluster_file: Path = Path("/tmp/ray/ray_current_cluster"), timeout: float = 1.0) -> str | None:
+    """The address of a live ``ray start`` cluster on this machine, or None.
+
+    Ray records the last started cluster in ``cluster_file``; the address is only
+    returned when its GCS port answers, so a stale file from a stopped cluster
+    does not make ``ray.init`` hang.
+    """
+    try:
+        address = cluster_file.read_text().strip()
+        host, port = address.rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            return address
+    except (OSError, ValueError):
+        return None

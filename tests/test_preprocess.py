@@ -150,8 +150,9 @@ def test_folder_videos_short_and_silent_ones(tmp_path: Path, ray_local):
     cut = ["ffmpeg", "-loglevel", "error", "-i", str(three_people), "-t", "3", "-c", "copy", str(src / "short.mp4")]
     subprocess.run(cut, check=True)
     cfg = load_config("tiny", overrides=["preprocess.decode_width=320"])
-    summary = run_preprocess(cfg, str(src), str(tmp_path / "out"))
-    errors = pq.read_table(next((Path(summary.version_dir) / "errors").glob("*.parquet"))).to_pylist()
+    summary = run_preprocess(cfg, f"file://{src}", f"file://{tmp_path / 'out'}")  # URIs: the object-store path
+    assert summary.version_dir.startswith("file://")
+    errors = pq.read_table(next((tmp_path / "out").glob("v1-*/errors/*.parquet"))).to_pylist()
     by_file = {e["path"]: e for e in errors}
     assert by_file["no_sound.mp4"]["stage"] == "audio" and "no audio track" in by_file["no_sound.mp4"]["message"]
     assert by_file["empty.mp4"]["stage"] == "decode"
