@@ -108,7 +108,7 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
     from pipeline.preprocess import run_preprocess
 
     config = load_config(args.preset, args.config, args.overrides)
-    summary = run_preprocess(config, args.input, args.output)
+    summary = run_preprocess(config, args.input, args.output, progress=not args.quiet)
     print(f"preprocessing done: {summary.version_dir}")
     print(summary.table())
     return 1 if summary.videos > 0 and summary.clips == 0 else 0
@@ -128,7 +128,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(summary.table())
     shards_dir = args.out / "shards"
     print(f"[2/2] preprocessing it into Parquet shards in {shards_dir}")
-    prep = run_preprocess(config, str(bench), str(shards_dir))
+    prep = run_preprocess(config, str(bench), str(shards_dir), progress=not args.quiet)
     print(prep.table())
     print(f"done in {time.perf_counter() - start:.0f} s")
     return 0 if prep.errors == 0 else 1

@@ -247,8 +247,11 @@ def _read_stems(item: Item, root: str, cfg: PreprocessConfig) -> np.ndarray:
 # --- the driver --------------------------------------------------------------------------------
 
 
-def run_preprocess(config: Config, source: str, output: str) -> Summary:
-    """Preprocess every new or changed video under ``source`` into shards under ``output``."""
+def run_preprocess(config: Config, source: str, output: str, progress: bool = True) -> Summary:
+    """Preprocess every new or changed video under ``source`` into shards under ``output``.
+
+    ``progress`` shows Ray Data's progress bars (or, without a terminal, its progress log).
+    """
     import ray
     from ray.data import ActorPoolStrategy
 
@@ -272,6 +275,9 @@ def run_preprocess(config: Config, source: str, output: str) -> Summary:
     results = []
     if todo:
         init_ray()
+        ray.data.DataContext.get_current().enable_progress_bars = progress
+        if not progress:
+            logging.getLogger("ray.data").setLevel(logging.WARNING)
         ds = ray.data.from_items([i.to_row() for i in todo], override_num_blocks=len(todo))
         ds = ds.map_batches(
             PoseEstimator,
