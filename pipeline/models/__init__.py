@@ -1,0 +1,1 @@
+"""The Music Gesture model's parts and the baselines, one module each (PyTorch)."""

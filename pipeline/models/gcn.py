@@ -1,0 +1,123 @@
+"""Context-aware spatio-temporal graph network over the canonical joint layout (ST-GCN style).
+
+Each block is a spatial graph convolution (features mixed along the skeleton's
+edges, normalised adjacency) followed by a temporal convolution (each joint
+along time, optionally strided). A global context feature (appearance) is
+joined to every node's features at the input, so body and hand motion are read
+in the context of who is playing what.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from pipeline.pose import layout
+
+
+@dataclass(frozen=True)
+class GCNConfig:
+    """Channel widths per block and which blocks halve the time axis."""
+
+    channels: tuple[int, ...] = (64, 64, 128, 128, 256)
+    strides: tuple[int, ...] = (1, 1, 2, 1, 2)
+    temporal_kernel: int = 9
+    context_dim: int = 64  # context channels joined to each node at the input
+    dropout: float = 0.1
+
+
+def normalized_adjacency() -> torch.Tensor:
+    """D^-1/2 (A + I) D^-1/2 of the skeleton graph, ``(61, 61)``."""
+    a = torch.from_numpy(layout.adjacency(self_loops=True))
+    d = a.sum(dim=1).rsqrt()
+    return d[:, None] * a * d[None, :]
+
+
+class GraphConv(nn.Module):
+    """Spatial graph convolution: ``y = A_norm · x · W`` over the joint axis.
+
+    ``x``: (batch, channels, time, joints) → (batch, out_channels, time, joints).
+    A joint's output depends only on itself and its graph neighbours.
+    """
+
+    def __init__(self, c_in: int, c_out: int, adjacency: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("adjacency", adjacency.float(), persistent=False)
+        self.proj = nn.Conv2d(c_in, c_out, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("bctj,jk->bctk", self.proj(x), self.adjacency)
+
+
+class STBlock(nn.Module):
+    """Graph conv → BN/ReLU → temporal conv (stride in time) → BN, with a residual path."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, kernel: int, dropout: float, adjacency: torch.Tensor):
+        super().__init__()
+        self.gcn = GraphConv(c_in, c_out, adjacency)
+        self.tcn = nn.Sequential(
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c_out, c_out, (kernel, 1), (stride, 1), ((kernel - 1) // 2, 0)),
+            nn.BatchNorm2d(c_out),
+            nn.Dropout(dropout),
+        )
+        if c_in == c_out and stride == 1:
+            self.residual: nn.Module = nn.Identity()
+        else:
+            self.residual = nn.Sequential(nn.Conv2d(c_in, c_out, 1, (stride, 1)), nn.BatchNorm2d(c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.tcn(self.gcn(x)) + self.residual(x))
+
+
+class ContextGCN(nn.Module):
+    """Keypoints + context → a motion feature per (downsampled) time step.
+
+    ``forward(keypoints, context)``: keypoints (batch, time, 61, 3) as
+    (x, y, confidence) already normalised per person; context (batch, context_in)
+    → (batch, time', channels[-1]). Joints are averaged after the last block,
+    weighted by whether they were seen.
+    """
+
+    def __init__(self, cfg: GCNConfig, context_in: int) -> None:
+        super().__init__()
+        adjacency = normalized_adjacency()
+        self.context = nn.Linear(context_in, cfg.context_dim)
+        self.input_norm = nn.BatchNorm1d(3 * layout.NUM_JOINTS)
+        blocks, c_in = [], 3 + cfg.context_dim
+        for c_out, stride in zip(cfg.channels, cfg.strides):
+            blocks.append(STBlock(c_in, c_out, stride, cfg.temporal_kernel, cfg.dropout, adjacency))
+            c_in = c_out
+        self.blocks = nn.Sequential(*blocks)
+        self.out_dim = c_in
+
+    def forward(self, keypoints: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        B, T, J, C = keypoints.shape
+        x = self.input_norm(keypoints.reshape(B, T, J * C).transpose(1, 2)).reshape(B, J, C, T)
+        x = x.permute(0, 2, 3, 1)  # (B, C, T, J)
+        ctx = self.context(context)[:, :, None, None].expand(-1, -1, T, J)
+        y = self.blocks(torch.cat([x, ctx], dim=1))  # (B, D, T', J)
+        return y.mean(dim=3).transpose(1, 2)  # (B, T', D)
+
+
+def normalize_keypoints(kp: torch.Tensor) -> torch.Tensor:
+    """Per person and clip: centre on the mean of seen body joints, scale by their spread.
+
+    ``kp``: (..., time, 61, 3) in pixels → same shape, positions in body units,
+    missing joints stay exactly zero (confidence 0).
+    """
+    seen = (kp[..., 2:3] > 0).float()
+    body = seen[..., : len(layout.BODY), :]
+    count = body.sum(dim=(-3, -2), keepdim=True).clamp(min=1.0)
+    centre = (kp[..., : len(layout.BODY), :2] * body).sum(dim=(-3, -2), keepdim=True) / count
+    spread = (
+        (((kp[..., : len(layout.BODY), :2] - centre) ** 2 * body).sum(dim=(-3, -2), keepdim=True) / count)
+        .sum(dim=-1, keepdim=True)
+        .sqrt()
+        .clamp(min=1e-3)
+    )
+    xy = (kp[..., :2] - centre) / spread * seen
+    return torch.cat([xy, kp[..., 2:3] * seen], dim=-1)

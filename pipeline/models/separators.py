@@ -1,0 +1,119 @@
+"""Separators: Music Gesture and the baselines, behind one interface.
+
+Every separator maps the mixture and, per target person, their keypoints and
+appearance crop to one mask per person::
+
+    forward(mix_logmag, keypoints, crops) -> mask logits
+      mix_logmag (B, 1, 256, 256)      log-frequency log-magnitude of the mixture
+      keypoints  (B, N, T, 61, 3)      per person, pixels (normalised inside)
+      crops      (B, N, 3, H, W)       per person, floats in [0, 1]
+      returns    (B, N, 256, 256)      logits; sigmoid gives the mask
+
+- ``music_gesture``: motion (context-aware GCN over body + hands, with the
+  appearance as context) fused into the audio U-Net's bottleneck by
+  self-attention, one decoding per person.
+- ``sound_of_pixels``: appearance only; the U-Net outputs K feature maps and a
+  person's mask is the product of their K-vector with those maps (the
+  "synthesizer").
+- ``audio_only``: no vision; N masks from the mixture alone, trained with a
+  permutation-invariant loss (the lower bound a visual model must beat).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from pipeline.models.appearance import AppearanceEncoder
+from pipeline.models.fusion import AttentionFusion
+from pipeline.models.gcn import ContextGCN, GCNConfig, normalize_keypoints
+from pipeline.models.unet import AudioUNet, UNetConfig
+
+MODELS = ("music_gesture", "sound_of_pixels", "audio_only")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to build a separator (stored in checkpoints)."""
+
+    name: str = "music_gesture"
+    unet: UNetConfig = field(default_factory=UNetConfig)
+    gcn: GCNConfig = field(default_factory=GCNConfig)
+    appearance_dim: int = 64  # appearance feature (context for the GCN; K for Sound of Pixels)
+    appearance_weights: str = ""  # optional torchvision ResNet-18 state dict
+    max_sources: int = 3  # audio_only: masks it outputs
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict) -> ModelConfig:
+        return ModelConfig(**{**d, "unet": UNetConfig(**_tuples(d["unet"])), "gcn": GCNConfig(**_tuples(d["gcn"]))})
+
+
+def _tuples(d: dict) -> dict:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+
+
+class MusicGesture(nn.Module):
+    """Keypoint motion (in appearance context) fused at the bottleneck; one decode per person."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.unet = AudioUNet(cfg.unet, out_channels=1)
+        self.appearance = AppearanceEncoder(cfg.appearance_dim, cfg.appearance_weights)
+        self.gcn = ContextGCN(cfg.gcn, context_in=cfg.appearance_dim)
+        d = self.unet.bottleneck_channels
+        self.to_audio_dim = nn.Linear(self.gcn.out_dim, d)
+        self.fusion = AttentionFusion(d)
+
+    def forward(self, mix_logmag: torch.Tensor, keypoints: torch.Tensor, crops: torch.Tensor) -> torch.Tensor:
+        B, N = keypoints.shape[:2]
+        z, skips = self.unet.encode(mix_logmag)
+        _, C, h, w = z.shape
+        context = self.appearance(crops.flatten(0, 1))  # (B*N, appearance_dim)
+        motion = self.to_audio_dim(self.gcn(normalize_keypoints(keypoints.flatten(0, 1)), context))  # (B*N, T', C)
+        a = z.flatten(2).transpose(1, 2).repeat_interleave(N, dim=0)  # (B*N, h*w, C)
+        fused = self.fusion(a, motion).transpose(1, 2).reshape(B * N, C, h, w)
+        out = self.unet.decode(fused, [s.repeat_interleave(N, dim=0) for s in skips])
+        return out.reshape(B, N, *out.shape[-2:])
+
+
+class SoundOfPixels(nn.Module):
+    """Appearance only: mask = sigmoid(Σ_k v_k · a_k + b), v from the crop, a from the U-Net."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.unet = AudioUNet(cfg.unet, out_channels=cfg.appearance_dim)
+        self.appearance = AppearanceEncoder(cfg.appearance_dim, cfg.appearance_weights)
+        self.scale = nn.Parameter(torch.ones(cfg.appearance_dim))
+        self.bias = nn.Parameter(torch.zeros(1))
+
+    def forward(self, mix_logmag: torch.Tensor, keypoints: torch.Tensor, crops: torch.Tensor) -> torch.Tensor:
+        B, N = crops.shape[:2]
+        feats = self.unet(mix_logmag)  # (B, K, F, T)
+        v = torch.sigmoid(self.appearance(crops.flatten(0, 1))).reshape(B, N, -1) * self.scale
+        return torch.einsum("bnk,bkft->bnft", v, feats) + self.bias
+
+
+class AudioOnly(nn.Module):
+    """No vision: ``max_sources`` masks from the mixture; the loss matches them to sources (PIT)."""
+
+    permutation_invariant = True
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.unet = AudioUNet(cfg.unet, out_channels=cfg.max_sources)
+
+    def forward(self, mix_logmag: torch.Tensor, keypoints: torch.Tensor, crops: torch.Tensor) -> torch.Tensor:
+        return self.unet(mix_logmag)
+
+
+def build_model(cfg: ModelConfig) -> nn.Module:
+    """The separator named by ``cfg.name``."""
+    builders = {"music_gesture": MusicGesture, "sound_of_pixels": SoundOfPixels, "audio_only": AudioOnly}
+    if cfg.name not in builders:
+        raise ValueError(f"unknown model {cfg.name!r}; choose one of {', '.join(MODELS)}")
+    return builders[cfg.name](cfg)

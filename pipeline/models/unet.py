@@ -1,0 +1,79 @@
+"""The audio U-Net (Sound of Pixels' 7-level U-Net by default), split at its bottleneck.
+
+``encode`` returns the bottleneck and the skip features; ``decode`` takes a
+(possibly fused) bottleneck back up to a full-size output, so a separator can
+decode one mask per person from one encoding of the mixture.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """Levels, width of the first level, and the widest a level gets (as a multiple)."""
+
+    depth: int = 7
+    base: int = 64
+    max_mult: int = 8
+
+
+def _widths(cfg: UNetConfig) -> list[int]:
+    return [cfg.base * min(2**i, cfg.max_mult) for i in range(cfg.depth)]
+
+
+class AudioUNet(nn.Module):
+    """``encode(x)``: (batch, 1, F, T) → bottleneck (batch, C, F/2^depth, T/2^depth), skips.
+
+    ``decode(z, skips)`` → (batch, out_channels, F, T). F and T must be divisible
+    by ``2 ** depth`` (256 x 256 with the default 7 levels).
+    """
+
+    def __init__(self, cfg: UNetConfig, out_channels: int) -> None:
+        super().__init__()
+        widths = _widths(cfg)
+        self.input_norm = nn.BatchNorm2d(1)
+        self.down = nn.ModuleList()
+        c_in = 1
+        for i, c in enumerate(widths):
+            layers: list[nn.Module] = [nn.Conv2d(c_in, c, 4, 2, 1, bias=False)]
+            if 0 < i < cfg.depth - 1:
+                layers.append(nn.BatchNorm2d(c))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+            self.down.append(nn.Sequential(*layers))
+            c_in = c
+        self.up = nn.ModuleList()
+        for i in reversed(range(cfg.depth)):
+            c_from = widths[i] if i == cfg.depth - 1 else 2 * widths[i]  # skip concatenated below the bottom
+            c_to = widths[i - 1] if i > 0 else out_channels
+            layers = [
+                nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True),
+                nn.Conv2d(c_from, c_to, 3, 1, 1),
+            ]
+            if i > 0:
+                layers += [nn.BatchNorm2d(c_to), nn.ReLU(inplace=True)]
+            self.up.append(nn.Sequential(*layers))
+        self.bottleneck_channels = widths[-1]
+        self.depth = cfg.depth
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        skips = []
+        h = self.input_norm(x)
+        for layer in self.down:
+            h = layer(h)
+            skips.append(h)
+        return h, skips[:-1]
+
+    def decode(self, z: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
+        h = self.up[0](z)
+        for layer, skip in zip(self.up[1:], reversed(skips)):
+            h = layer(torch.cat([h, skip], dim=1))
+        return h
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z, skips = self.encode(x)
+        return self.decode(z, skips)

@@ -1,0 +1,132 @@
+"""Model parts: shapes, gradients, the fusion formula, graph locality, spectral warping."""
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.models.appearance import AppearanceEncoder
+from pipeline.models.fusion import AttentionFusion
+from pipeline.models.gcn import ContextGCN, GCNConfig, GraphConv, normalize_keypoints, normalized_adjacency
+from pipeline.models.separators import MODELS, ModelConfig, build_model
+from pipeline.models.spectral import unwarp, warp
+from pipeline.models.unet import AudioUNet, UNetConfig
+from pipeline.pose import layout
+
+SMALL = ModelConfig(
+    unet=UNetConfig(depth=5, base=8), gcn=GCNConfig(channels=(16, 32), strides=(2, 2)), appearance_dim=8
+)
+
+
+def _grads_everywhere(module: torch.nn.Module) -> None:
+    missing = [
+        n for n, p in module.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.abs().sum())
+    ]
+    assert not missing, f"no gradient reached {missing[:5]}"
+
+
+def test_fusion_equals_the_formula():
+    torch.manual_seed(0)
+    fusion = AttentionFusion(dim=6, hidden=5)
+    a, v = torch.randn(2, 4, 6), torch.randn(2, 7, 6)
+    z = fusion(a, v).detach().numpy()
+    an, vn = a.numpy().astype(np.float64), v.numpy().astype(np.float64)
+    s = an @ vn.transpose(0, 2, 1) / np.sqrt(6)
+    p = np.exp(s - s.max(-1, keepdims=True))
+    h = (p / p.sum(-1, keepdims=True)) @ vn + an
+    w1, b1 = fusion.mlp[0].weight.detach().numpy(), fusion.mlp[0].bias.detach().numpy()
+    w2, b2 = fusion.mlp[2].weight.detach().numpy(), fusion.mlp[2].bias.detach().numpy()
+    expected = np.maximum(h @ w1.T + b1, 0) @ w2.T + b2 + h
+    assert np.allclose(z, expected, atol=1e-5)
+    mask = torch.ones(2, 7, dtype=torch.bool)
+    mask[:, 3:] = False
+    assert torch.allclose(fusion(a, v, mask), fusion(a, v[:, :3]), atol=1e-6)  # padding is ignored
+
+
+def test_graph_conv_mixes_only_neighbours():
+    torch.manual_seed(0)
+    conv = GraphConv(3, 4, normalized_adjacency())
+    x = torch.randn(1, 3, 5, layout.NUM_JOINTS)
+    joint = layout.INDEX["LElbow"]
+    x2 = x.clone()
+    x2[0, :, :, joint] += 1.0
+    changed = (conv(x2) - conv(x)).abs().sum(dim=(0, 1, 2)) > 1e-6
+    neighbours = {joint} | {b for a, b in layout.EDGES if a == joint} | {a for a, b in layout.EDGES if b == joint}
+    assert (
+        set(np.flatnonzero(changed.numpy())) == neighbours == {joint, layout.INDEX["LShoulder"], layout.INDEX["LWrist"]}
+    )
+
+
+def test_gcn_shapes_stride_and_gradients():
+    gcn = ContextGCN(GCNConfig(channels=(16, 32, 32), strides=(1, 2, 2)), context_in=10)
+    kp = normalize_keypoints(torch.rand(3, 48, 61, 3) * 400)
+    out = gcn(kp, torch.randn(3, 10))
+    assert out.shape == (3, 12, 32)  # time 48 -> 24 -> 12
+    out.pow(2).mean().backward()
+    _grads_everywhere(gcn)
+
+
+def test_normalize_keypoints_is_position_and_scale_free():
+    kp = torch.rand(2, 10, 61, 3) * 100
+    kp[..., 2] = 1.0
+    kp[0, :, 5] = 0.0  # a missing joint
+    moved = kp.clone()
+    moved[..., :2] = kp[..., :2] * 3 + torch.tensor([50.0, -20.0])
+    moved[0, :, 5] = 0.0
+    a, b = normalize_keypoints(kp), normalize_keypoints(moved)
+    assert torch.allclose(a, b, atol=1e-4)
+    assert (a[0, :, 5] == 0).all()
+
+
+def test_unet_and_appearance_shapes():
+    unet = AudioUNet(UNetConfig(depth=7, base=4), out_channels=2)
+    z, skips = unet.encode(torch.randn(1, 1, 256, 256))
+    assert z.shape == (1, 4 * 8, 2, 2) and len(skips) == 6
+    assert unet.decode(z, skips).shape == (1, 2, 256, 256)
+    enc = AppearanceEncoder(out_dim=12)
+    assert enc(torch.rand(2, 3, 64, 64)).shape == (2, 12)
+
+
+def test_appearance_weights_from_a_file(tmp_path):
+    import torchvision
+
+    net = torchvision.models.resnet18(weights=None)
+    path = tmp_path / "resnet18.pth"
+    torch.save(net.state_dict(), path)
+    enc = AppearanceEncoder(out_dim=4, weights=str(path))
+    assert torch.equal(enc.trunk[0].weight, net.conv1.weight)
+    with pytest.raises(ValueError, match="missing.pth"):
+        AppearanceEncoder(out_dim=4, weights=str(tmp_path / "missing.pth"))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_separators_shapes_and_gradients(name):
+    torch.manual_seed(0)
+    cfg = ModelConfig(**{**SMALL.__dict__, "name": name})
+    model = build_model(cfg)
+    out = model(torch.randn(2, 1, 256, 256), torch.rand(2, 2, 48, 61, 3) * 300, torch.rand(2, 2, 3, 64, 64))
+    assert out.shape == ((2, cfg.max_sources, 256, 256) if name == "audio_only" else (2, 2, 256, 256))
+    out.sigmoid().mean().backward()
+    _grads_everywhere(model)
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_music_gesture_mask_depends_on_the_person():
+    torch.manual_seed(0)
+    model = build_model(SMALL).train()  # batch statistics: at init, eval-mode BN shrinks the signal to nothing
+    mix = torch.randn(1, 1, 256, 256)
+    base = torch.rand(61, 2) * 200
+    t = torch.arange(48.0)[:, None, None]
+    still = base.expand(48, 61, 2)
+    moving = base + 40 * torch.sin(t / 2) * (torch.arange(61) >= 19)[None, :, None]  # hands busy, body still
+    kp = torch.stack([still, moving])[None]
+    kp = torch.cat([kp, torch.ones(1, 2, 48, 61, 1)], dim=-1)
+    crops = torch.rand(1, 1, 3, 64, 64).expand(1, 2, -1, -1, -1)  # same look, different motion
+    out = model(mix, kp, crops)
+    assert (out[0, 0] - out[0, 1]).abs().mean() > 1e-3 * out.abs().mean()
+
+
+def test_warp_round_trip():
+    lin = torch.linspace(0, 1, 512).view(1, 1, 512, 1).expand(1, 1, 512, 16)
+    back = unwarp(warp(lin))
+    assert warp(lin).shape == (1, 1, 256, 16)
+    assert (back - lin).abs()[0, 0, 20:].max() < 0.01  # smooth signals survive; the lowest bins are sparse
