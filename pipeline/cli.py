@@ -79,6 +79,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_preprocess)
 
     p = sub.add_parser(
+        "train",
+        help="train Music Gesture or a baseline with DDP on Ray Train",
+        description="Train a separator on preprocessed shards with Ray Train (DDP: gloo on CPU, NCCL and mixed "
+        "precision on GPU). Checkpoints every epoch into OUTPUT/<model>/; re-running the same command resumes "
+        "from the latest checkpoint; --resume starts a new run from a given checkpoint.",
+    )
+    p.add_argument(
+        "--shards", required=True, metavar="DIR", help="preprocessed shards (a version folder or its parent)"
+    )
+    p.add_argument("--output", required=True, metavar="DIR", help="where runs, checkpoints and logs go")
+    p.add_argument("--model", choices=("music_gesture", "sound_of_pixels", "audio_only"), help="sets train.model")
+    p.add_argument("--workers", type=int, help="DDP workers; sets train.workers")
+    p.add_argument("--resume", metavar="CKPT", help="start a new run from this checkpoint (file or folder)")
+    _config_args(p, default_preset=None)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
         "run",
         help="the main job, end to end on the embedded default (local Ray)",
         description="Run the whole pipeline on the embedded default (a local Ray): generate the benchmark "
@@ -112,6 +129,19 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
     print(f"preprocessing done: {summary.version_dir}")
     print(summary.table())
     return 1 if summary.videos > 0 and summary.clips == 0 else 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """``train``: DDP training on Ray Train."""
+    from pipeline.train import run_train
+
+    extra = [f"train.model={args.model}"] if args.model else []
+    extra += [f"train.workers={args.workers}"] if args.workers else []
+    config = load_config(args.preset, args.config, [*args.overrides, *extra])
+    summary = run_train(config, args.shards, args.output, resume=args.resume, progress=not args.quiet)
+    print(f"training done: {summary.checkpoint}")
+    print(summary.table())
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:

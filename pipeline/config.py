@@ -79,11 +79,44 @@ class PreprocessConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """DDP training on Ray Train (``python -m pipeline train``)."""
+
+    model: str  # music_gesture | sound_of_pixels | audio_only
+    objective: str  # mix (mix-and-separate from single sources) | supervised (real mixtures + stems)
+    sources: tuple[int, ...]  # mix-and-separate: N is drawn from these per step
+    pairing: str  # any | hetero | homo
+    mask: str  # binary (BCE weighted by log1p |mix|) | ratio (L1)
+    epochs: int
+    batch_size: int  # mixtures per worker per step
+    steps_per_epoch: int  # 0: one pass over the worker's data
+    shuffle: bool  # shuffle each worker's rows every epoch (off: the same batches in the same order)
+    lr: float
+    weight_decay: float
+    workers: int
+    cpus_per_worker: float
+    gpus_per_worker: float  # 0: CPU and gloo; >0: CUDA, NCCL and mixed precision
+    unet_depth: int
+    unet_base: int
+    gcn_channels: tuple[int, ...]
+    gcn_strides: tuple[int, ...]
+    appearance_dim: int
+    appearance_weights: str  # optional torchvision ResNet-18 state dict (path)
+    crop_size: int  # crops are resized to this for the appearance encoder
+    val_mixtures: int  # held-out mixtures scored each epoch (quick SDR)
+    checkpoints_to_keep: int
+    max_failures: int  # worker or node failures survived by resuming from the last checkpoint
+    seed: int
+    fail_after_epoch: int  # testing fault tolerance: fail once after this epoch's checkpoint (-1: never)
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     """The whole resolved configuration; one attribute per stage."""
 
     synth: SynthConfig
     preprocess: PreprocessConfig
+    train: TrainConfig
 
 
 def load_config(

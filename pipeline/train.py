@@ -1,0 +1,487 @@
+"""DDP training on Ray Train: Music Gesture and its baselines, one trainer.
+
+The driver reads the shards with Ray Data and hands them to a ``TorchTrainer``;
+every worker runs :func:`train_loop_per_worker`. One short block decides the
+device: CUDA + NCCL + mixed precision when the worker has a GPU, CPU + gloo
+otherwise (Ray Train picks the backend; the code is the same).
+
+Training examples:
+
+- ``objective: mix`` (mix-and-separate): every person of every training clip
+  with a stem is a single source (solos, and each player of an ensemble); a
+  step mixes N of them (N from ``train.sources``; ``pairing`` any / hetero /
+  homo) and learns to take each back out of the mean, guided by that person.
+- ``objective: supervised``: real mixtures with their real stems (URMP).
+
+Each epoch: train, score held-out mixtures (quick SDR), report. Rank 0 writes
+a self-describing checkpoint (``checkpoint.pt``, loadable with
+``torch.load(weights_only=True)``), ``metrics.jsonl`` / ``metrics.csv`` and
+TensorBoard event files. A failed worker or node is replaced and training
+resumes from the last checkpoint; re-running the same command resumes too.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from pipeline import __version__, shards
+from pipeline.config import Config, TrainConfig, config_to_dict
+from pipeline.errors import UserError
+from pipeline.instruments import CODES
+from pipeline.mixing import group_sources, mask_loss, masks_from_logits, quick_sdr, separate, spectrograms
+from pipeline.models.gcn import GCNConfig
+from pipeline.models.separators import MODELS, ModelConfig, build_model
+from pipeline.models.unet import UNetConfig
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "checkpoint.pt"
+CHECKPOINT_FORMAT = "music-gesture-checkpoint/1"
+
+
+# --- data: shard rows → training rows (plain functions, used by Ray Data) --------------------
+
+
+def source_rows(batch: dict[str, np.ndarray], crop_size: int) -> dict[str, np.ndarray]:
+    """Clips → one row per (clip, person with a stem): wave, keypoints, crop, instrument id.
+
+    ``batch`` holds shard columns (numpy); the output has only numeric tensors,
+    so it goes through ``iter_torch_batches``.
+    """
+    out: dict[str, list] = {"wave": [], "keypoints": [], "crop": [], "instrument": [], "clip": []}
+    for i in range(len(batch["num_sources"])):
+        if not batch["has_stems"][i]:
+            continue
+        for k in range(int(batch["num_sources"][i])):
+            out["wave"].append(batch["stem_wave"][i][k])
+            out["keypoints"].append(batch["keypoints"][i][k])
+            out["crop"].append(decode_crop(batch["crops"][i][k], crop_size))
+            code = batch["instruments"][i][k]
+            out["instrument"].append(CODES.index(code) if code in CODES else -1)
+            out["clip"].append(_clip_number(str(batch["clip_id"][i]), k))
+    return _stack(out, crop_size)
+
+
+def mixture_rows(batch: dict[str, np.ndarray], crop_size: int) -> dict[str, np.ndarray]:
+    """Clips with stems → supervised rows: mixture, stems, keypoints and crops (padded to 5)."""
+    out: dict[str, list] = {"mix": [], "stems": [], "keypoints": [], "crops": [], "n": [], "clip": []}
+    for i in range(len(batch["num_sources"])):
+        n = int(batch["num_sources"][i])
+        if not batch["has_stems"][i] or n < 2:
+            continue
+        crops = np.zeros((shards.MAX_SOURCES, crop_size, crop_size, 3), np.uint8)
+        for k in range(n):
+            crops[k] = decode_crop(batch["crops"][i][k], crop_size)
+        out["mix"].append(batch["mix_wave"][i])
+        out["stems"].append(batch["stem_wave"][i])
+        out["keypoints"].append(batch["keypoints"][i])
+        out["crops"].append(crops)
+        out["n"].append(n)
+        out["clip"].append(_clip_number(str(batch["clip_id"][i]), 0))
+    return {k: np.asarray(v) if v else np.zeros((0,), np.int64) for k, v in out.items()}
+
+
+def decode_crop(jpeg: bytes, size: int) -> np.ndarray:
+    """A stored JPEG crop → RGB uint8 (size, size, 3)."""
+    img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    return cv2.resize(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), (size, size), interpolation=cv2.INTER_AREA)
+
+
+def _clip_number(clip_id: str, person: int) -> int:
+    """A stable 63-bit number for (clip, person), to check which worker saw what."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(f"{clip_id}#{person}".encode()).digest()[:8], "big") >> 1
+
+
+def _stack(out: dict[str, list], crop_size: int) -> dict[str, np.ndarray]:
+    if not out["wave"]:
+        empty = {
+            "wave": np.zeros((0, shards.CLIP_SAMPLES), np.int16),
+            "keypoints": np.zeros((0, shards.CLIP_VIDEO_FRAMES, 61, 3), np.float32),
+            "crop": np.zeros((0, crop_size, crop_size, 3), np.uint8),
+        }
+        return {**empty, "instrument": np.zeros(0, np.int64), "clip": np.zeros(0, np.int64)}
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+# --- checkpoints ------------------------------------------------------------------------------
+
+
+def save_checkpoint(folder: Path, model: torch.nn.Module, optimizer, scheduler, state: dict) -> Path:
+    """A self-describing checkpoint file: what the model is, how it was trained, where it stopped."""
+    raw = model.module if hasattr(model, "module") else model
+    doc = {
+        "format": CHECKPOINT_FORMAT,
+        "code_version": __version__,
+        "model_name": state["model_config"]["name"],
+        **state,
+        "model": raw.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+    }
+    path = folder / CHECKPOINT_FILE
+    torch.save(doc, path)
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Read a checkpoint (the file, or a folder holding it) with ``weights_only=True``."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_FILE
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    doc = torch.load(path, map_location="cpu", weights_only=True)
+    if doc.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{path} is not a Music Gesture checkpoint")
+    return doc
+
+
+def model_from_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict]:
+    """The trained separator (eval mode, CPU) and the checkpoint's description."""
+    doc = load_checkpoint(path)
+    model = build_model(ModelConfig.from_dict(doc["model_config"]))
+    model.load_state_dict(doc["model"])
+    return model.eval(), doc
+
+
+def model_config(tc: TrainConfig) -> ModelConfig:
+    """The separator a training config asks for."""
+    return ModelConfig(
+        name=tc.model,
+        unet=UNetConfig(depth=tc.unet_depth, base=tc.unet_base),
+        gcn=GCNConfig(channels=tc.gcn_channels, strides=tc.gcn_strides),
+        appearance_dim=tc.appearance_dim,
+        appearance_weights=tc.appearance_weights,
+        max_sources=max(tc.sources),
+    )
+
+
+# --- the worker -------------------------------------------------------------------------------
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    """One Ray Train worker: build, (re)load, train, validate, report, checkpoint."""
+    import ray.train
+    import ray.train.torch
+
+    tc = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config["train"].items()})
+    mc = ModelConfig.from_dict(config["model"])
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    device = ray.train.torch.get_device()
+    use_amp = device.type == "cuda"
+    torch.manual_seed(tc.seed)
+    model = ray.train.torch.prepare_model(build_model(mc))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(tc.epochs, 1))
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    start_epoch, step, history = 0, 0, []
+    checkpoint = ray.train.get_checkpoint()
+    first_attempt = checkpoint is None
+    source = None
+    if checkpoint is not None:
+        with checkpoint.as_directory() as d:
+            source = load_checkpoint(d)
+    elif config.get("resume"):
+        source = load_checkpoint(config["resume"])
+    if source is not None:
+        raw = model.module if hasattr(model, "module") else model
+        raw.load_state_dict(source["model"])
+        optimizer.load_state_dict(source["optimizer"])
+        scheduler.load_state_dict(source["scheduler"])
+        start_epoch, step, history = source["epoch"] + 1, source["step"], list(source.get("history", []))
+        if rank == 0:
+            print(f"resumed from epoch {source['epoch'] + 1} (step {step})", flush=True)
+            _log_event(Path(config["log_dir"]), {"event": "resumed", "after_epoch": source["epoch"], "step": step})
+    permutation_invariant = getattr(model.module if hasattr(model, "module") else model, "permutation_invariant", False)
+    train_shard = ray.train.get_dataset_shard("train")
+    val_shard = ray.train.get_dataset_shard("val")
+    out_dir = Path(config["log_dir"])
+    probe = None  # rank 0's first batch, scored after every epoch: a low-noise view of learning
+    for epoch in range(start_epoch, tc.epochs):
+        t0 = time.perf_counter()
+        model.train()
+        gen = torch.Generator().manual_seed(tc.seed * 1000 + epoch * 10 + rank)
+        losses, seen = [], []
+        batch_rows = tc.batch_size * max(tc.sources) if tc.objective == "mix" else tc.batch_size
+        shuffle = (
+            {"local_shuffle_buffer_size": 4 * batch_rows, "local_shuffle_seed": tc.seed + epoch} if tc.shuffle else {}
+        )
+        batches = train_shard.iter_torch_batches(batch_size=batch_rows, drop_last=True, **shuffle)
+        for i, batch in enumerate(batches):
+            if tc.steps_per_epoch and i >= tc.steps_per_epoch:
+                continue  # drain the shard: every worker's iterator must reach the end of the epoch
+            seen += batch["clip"].tolist()
+            if probe is None and rank == 0:
+                probe = (batch, _probe_loss(model, batch, tc, device, permutation_invariant))
+            with torch.autocast(device.type, enabled=use_amp):
+                loss = _step_loss(model, batch, tc, gen, device, permutation_invariant)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            losses.append(float(loss.detach()))
+            step += 1
+        scheduler.step()
+        val_sdr = _validate(model, val_shard, tc, device, permutation_invariant, world)
+        loss_mean = _mean_over_workers(losses, device, world)
+        metrics = {"epoch": epoch, "step": step, "loss": loss_mean, "val_sdr": val_sdr,
+                   "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - t0}  # fmt: skip
+        if probe is not None:
+            metrics |= {"probe_loss_start": probe[1], "probe_loss": _probe_loss(model, probe[0], tc, device,
+                                                                                permutation_invariant)}  # fmt: skip
+        history.append(metrics)
+        if config.get("audit"):
+            _write_audit(out_dir, rank, epoch, seen, model)
+        state = {"model_config": mc.to_dict(), "train_config": config["train"], "epoch": epoch, "step": step,
+                 "metrics": metrics, "history": history}  # fmt: skip
+        with tempfile.TemporaryDirectory() as tmp:
+            ckpt = None
+            if rank == 0:
+                save_checkpoint(Path(tmp), model, optimizer, scheduler, state)
+                ckpt = ray.train.Checkpoint.from_directory(tmp)
+                _write_logs(out_dir, history)
+                print(f"epoch {epoch + 1}/{tc.epochs}  step {step}  loss {metrics['loss']:.4f}  "
+                      f"val SDR {val_sdr:.2f} dB  {metrics['seconds']:.0f} s", flush=True)  # fmt: skip
+            ray.train.report(metrics, checkpoint=ckpt)
+        if epoch == tc.fail_after_epoch and first_attempt and config.get("resume") is None:
+            raise RuntimeError(f"injected failure after epoch {epoch} (train.fail_after_epoch)")
+
+
+def _step_loss(model, batch, tc: TrainConfig, gen, device, permutation_invariant: bool) -> torch.Tensor:
+    """The loss of one step: build mixtures, run the model on each target person, compare masks."""
+    if tc.objective == "mix":
+        n = int(tc.sources[int(torch.randint(len(tc.sources), (1,), generator=gen))])
+        groups = group_sources(batch["instrument"].cpu(), n, tc.pairing, gen)
+        if len(groups) == 0:  # the pairing rule found no group in this batch: mix any
+            groups = group_sources(batch["instrument"].cpu(), n, "any", gen)
+        groups = groups[: tc.batch_size].to(device)
+        waves = batch["wave"].to(device).float()[groups] / shards.PCM_SCALE  # (G, n, S)
+        parts = waves / n  # the mixture is the mean of the sources
+        mix = parts.sum(dim=1)
+        keypoints, crops = batch["keypoints"][groups], batch["crop"][groups]
+    else:
+        n = int(batch["n"].min())
+        mix = batch["mix"].float() / shards.PCM_SCALE
+        parts = batch["stems"][:, :n].float() / shards.PCM_SCALE
+        keypoints, crops = batch["keypoints"][:, :n], batch["crops"][:, :n]
+    spectra = spectrograms(mix, parts)
+    crops = crops.float().permute(0, 1, 4, 2, 3) / 255.0
+    logits = model(spectra.mix_logmag, keypoints.float(), crops)
+    return mask_loss(logits, spectra, tc.mask, permutation_invariant)
+
+
+def _probe_loss(model, batch, tc: TrainConfig, device, permutation_invariant: bool) -> float:
+    """The loss on one fixed batch, without learning from it (BN statistics restored afterwards).
+
+    Runs the bare module, not the DDP wrapper: only rank 0 calls it, and DDP's
+    forward would wait for the other ranks.
+    """
+    raw = model.module if hasattr(model, "module") else model
+    buffers = {k: v.clone() for k, v in raw.named_buffers()}
+    with torch.no_grad():
+        loss = float(_step_loss(raw, batch, tc, torch.Generator().manual_seed(tc.seed), device, permutation_invariant))
+    for k, v in raw.named_buffers():
+        v.copy_(buffers[k])
+    return loss
+
+
+def _validate(model, shard, tc: TrainConfig, device, permutation_invariant: bool, world: int) -> float:
+    """Mean quick SDR over this worker's share of fixed held-out mixtures, pooled over workers.
+
+    NaN when the validation split holds too few sources to mix.
+    """
+    model.eval()
+    gen = torch.Generator().manual_seed(tc.seed + 12345)  # the same mixtures every epoch
+    sdrs = []
+    n = min(tc.sources)
+    per_worker = max(1, tc.val_mixtures // world)
+    with torch.no_grad():
+        for batch in shard.iter_torch_batches(batch_size=max(2 * n, n * per_worker), drop_last=False):
+            if sdrs:
+                continue  # one batch of fixed mixtures per worker is the quick estimate; drain the rest
+            if tc.objective == "mix":
+                groups = group_sources(batch["instrument"], n, "any", gen)[:per_worker]
+                if len(groups) == 0:
+                    continue
+                parts = batch["wave"].float()[groups] / shards.PCM_SCALE / n
+                mix, keypoints, crops = parts.sum(1), batch["keypoints"][groups], batch["crop"][groups]
+            else:
+                k = int(batch["n"].min())
+                mix, parts = batch["mix"].float() / shards.PCM_SCALE, batch["stems"][:, :k].float() / shards.PCM_SCALE
+                keypoints, crops = batch["keypoints"][:, :k], batch["crops"][:, :k]
+            mix, parts = mix.to(device), parts.to(device)
+            spectra = spectrograms(mix, parts)
+            logits = model(spectra.mix_logmag, keypoints.float().to(device),
+                           crops.float().permute(0, 1, 4, 2, 3).to(device) / 255.0)  # fmt: skip
+            est = separate(mix, masks_from_logits(logits.float(), tc.mask))
+            sdr = quick_sdr(est[:, : parts.shape[1]], parts) if not permutation_invariant else _best_perm(est, parts)
+            sdrs += sdr.flatten().tolist()
+    return _mean_over_workers(sdrs, device, world)
+
+
+def _mean_over_workers(values: list[float], device, world: int) -> float:
+    """Mean of ``values`` pooled over all workers (sum and count all-reduced)."""
+    import torch.distributed as dist
+
+    total = torch.tensor([float(np.sum(values)), float(len(values))], device=device, dtype=torch.float64)
+    if world > 1 and dist.is_initialized():
+        dist.all_reduce(total)
+    return float(total[0] / total[1]) if total[1] > 0 else float("nan")
+
+
+def _log_event(out_dir: Path, event: dict) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "events.jsonl", "a") as f:
+        f.write(json.dumps({"time": time.time(), **event}) + "\n")
+
+
+def _best_perm(est: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """SDR with each mixture's best assignment of outputs to sources (audio-only's oracle)."""
+    import itertools
+
+    best = None
+    for perm in itertools.permutations(range(est.shape[1]), ref.shape[1]):
+        sdr = quick_sdr(est[:, list(perm)], ref)
+        best = sdr if best is None else torch.where(sdr.mean(1, keepdim=True) > best.mean(1, keepdim=True), sdr, best)
+    return best
+
+
+def _write_logs(out_dir: Path, history: list[dict]) -> None:
+    """metrics.jsonl, metrics.csv and TensorBoard events (rank 0)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(history[0]))
+    writer.writeheader()
+    writer.writerows(history)
+    (out_dir / "metrics.csv").write_text(buf.getvalue())
+    from tensorboardX import SummaryWriter
+
+    last = history[-1]
+    with SummaryWriter(str(out_dir / "tensorboard")) as tb:
+        for key in ("loss", "val_sdr", "lr", "seconds"):
+            tb.add_scalar(key, last[key], last["epoch"])
+
+
+def _write_audit(out_dir: Path, rank: int, epoch: int, seen: list[int], model) -> None:
+    """Per rank: which (clip, person) examples it trained on, and a checksum of its weights."""
+    raw = model.module if hasattr(model, "module") else model
+    digest = sum(float(p.detach().double().sum()) for p in raw.parameters())
+    folder = out_dir / "audit"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"epoch{epoch}-rank{rank}.json").write_text(json.dumps({"seen": seen, "weights": digest}))
+
+
+# --- the driver -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    """What a training run produced."""
+
+    run_dir: str
+    checkpoint: str
+    epochs: int
+    steps: int
+    loss: float
+    val_sdr: float
+    seconds: float
+
+    def table(self) -> str:
+        rows = [("run", self.run_dir), ("checkpoint", self.checkpoint), ("epochs", str(self.epochs)),
+                ("steps", str(self.steps)), ("last loss", f"{self.loss:.4f}"),
+                ("val SDR (quick)", f"{self.val_sdr:.2f} dB"), ("time", f"{self.seconds:.0f} s")]  # fmt: skip
+        width = max(len(k) for k, _ in rows)
+        return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+
+
+def find_version(shards_dir: str) -> Path:
+    """The dataset version folder: ``shards_dir`` itself, or its newest ``v*`` version."""
+    root = Path(shards_dir)
+    if (root / "_dataset.json").is_file():
+        return root
+    versions = sorted(root.glob("v*/_dataset.json"), key=lambda p: p.stat().st_mtime)
+    if not versions:
+        raise UserError(f"no preprocessed shards in {shards_dir} (run `python -m pipeline preprocess` first)")
+    return versions[-1].parent
+
+
+def run_train(
+    config: Config,
+    shards_dir: str,
+    output: str,
+    resume: str | None = None,
+    audit: bool = False,
+    progress: bool = True,
+) -> TrainSummary:
+    """Train ``config.train.model`` on the shards with Ray Train; returns the summary."""
+    import ray
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from pipeline.raysession import init_ray
+
+    tc = config.train
+    if tc.model not in MODELS:
+        raise UserError(f"unknown model {tc.model!r}; choose one of {', '.join(MODELS)}")
+    if resume:
+        load_checkpoint(resume)  # fail early, with a clear message
+    version = find_version(shards_dir)
+    init_ray()
+    ray.data.DataContext.get_current().enable_progress_bars = progress
+    t0 = time.perf_counter()
+    datasets = {}
+    for split in ("train", "val"):
+        folder = version / f"split={split}"
+        if not any(folder.glob("*.parquet")):
+            raise UserError(f"no {split} shards in {version}")
+        columns = ["clip_id", "num_sources", "instruments", "has_stems", "mix_wave", "stem_wave", "keypoints", "crops"]
+        ds = ray.data.read_parquet(str(folder), columns=columns)
+        fn = source_rows if tc.objective == "mix" else mixture_rows
+        datasets[split] = ds.map_batches(fn, fn_kwargs={"crop_size": tc.crop_size}, batch_format="numpy")
+    out = Path(output).resolve()
+    run_dir = out / tc.model
+    payload = {"train": config_to_dict(config)["train"], "model": model_config(tc).to_dict(), "resume": resume,
+               "log_dir": str(run_dir / "logs"), "audit": audit}  # fmt: skip
+    use_gpu = tc.gpus_per_worker > 0
+    resources = {"CPU": tc.cpus_per_worker} | ({"GPU": tc.gpus_per_worker} if use_gpu else {})
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=payload,
+        scaling_config=ScalingConfig(num_workers=tc.workers, use_gpu=use_gpu, resources_per_worker=resources),
+        run_config=RunConfig(
+            name=tc.model,
+            storage_path=str(out),
+            checkpoint_config=CheckpointConfig(num_to_keep=tc.checkpoints_to_keep),
+            failure_config=FailureConfig(max_failures=tc.max_failures),
+        ),
+        datasets=datasets,
+    )
+    result = trainer.fit()
+    if result.checkpoint is None:
+        raise UserError(f"training produced no checkpoint ({result.error})")
+    with result.checkpoint.as_directory() as d:
+        doc = load_checkpoint(d)
+    final = run_dir / "final"
+    final.mkdir(parents=True, exist_ok=True)
+    torch.save(doc, final / CHECKPOINT_FILE)
+    m = doc["metrics"]
+    summary = TrainSummary(str(run_dir), str(final / CHECKPOINT_FILE), doc["epoch"] + 1, doc["step"], m["loss"],
+                           m["val_sdr"], time.perf_counter() - t0)  # fmt: skip
+    (run_dir / "train_summary.json").write_text(json.dumps(asdict(summary), indent=1) + "\n")
+    return summary
