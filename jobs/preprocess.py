@@ -3,7 +3,7 @@
     ray job submit --address http://HEAD:8265 --working-dir . \
         --runtime-env cluster/runtime_env.yaml -- python jobs/preprocess.py --input s3://bucket/videos --output s3://bucket/shards
 
-Also runs on a laptop as ``python jobs/synth.py ...`` with an embedded local Ray.
+Also runs on a laptop as ``python jobs/preprocess.py ...`` with an embedded local Ray.
 Takes the same arguments as ``python -m pipeline preprocess`` (see ``--help``).
 """
 

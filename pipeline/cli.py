@@ -99,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="the main job, end to end on the embedded default (local Ray)",
         description="Run the whole pipeline on the embedded default (a local Ray): generate the benchmark "
-        "into OUT/benchmark, preprocess it into OUT/shards. (Training and evaluation join as they land.)",
+        "into OUT/benchmark, preprocess it into OUT/shards, train Music Gesture into OUT/train. Re-running "
+        "resumes where it stopped. (Evaluation joins when it lands.)",
     )
     p.add_argument("--out", type=Path, default=Path("runs/demo"), metavar="DIR", help="run folder (default: runs/demo)")
     _config_args(p, default_preset="demo")
@@ -145,23 +146,30 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """``run``: the main job: generate the benchmark, then preprocess it into shards."""
+    """``run``: the main job: generate the benchmark, preprocess it into shards, train the model."""
     from pipeline.preprocess import run_preprocess
     from pipeline.synth.generate import generate_benchmark
+    from pipeline.train import run_train
 
     config = load_config(args.preset, args.config, args.overrides)
     start = time.perf_counter()
     _claim_run_folder(args.out, config)
     bench = args.out / "benchmark"
-    print(f"[1/2] generating the {args.preset or 'demo'} benchmark into {bench}")
+    print(f"[1/3] generating the {args.preset or 'demo'} benchmark into {bench}")
     summary = generate_benchmark(config, bench, progress=not args.quiet)
     print(summary.table())
     shards_dir = args.out / "shards"
-    print(f"[2/2] preprocessing it into Parquet shards in {shards_dir}")
+    print(f"[2/3] preprocessing it into Parquet shards in {shards_dir}")
     prep = run_preprocess(config, str(bench), str(shards_dir), progress=not args.quiet)
     print(prep.table())
+    if prep.errors:
+        return 1
+    train_dir = args.out / "train"
+    print(f"[3/3] training {config.train.model} with {config.train.workers} DDP workers into {train_dir}")
+    trained = run_train(config, str(shards_dir), str(train_dir), progress=not args.quiet)
+    print(trained.table())
     print(f"done in {time.perf_counter() - start:.0f} s")
-    return 0 if prep.errors == 0 else 1
+    return 0
 
 
 def _claim_run_folder(out: Path, config: Config) -> None:

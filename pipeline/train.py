@@ -209,7 +209,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             _log_event(Path(config["log_dir"]), {"event": "resumed", "after_epoch": source["epoch"], "step": step})
     permutation_invariant = getattr(model.module if hasattr(model, "module") else model, "permutation_invariant", False)
     train_shard = ray.train.get_dataset_shard("train")
-    val_shard = ray.train.get_dataset_shard("val")
+    val_shard = ray.train.get_dataset_shard("val") if config.get("has_val", True) else None
     out_dir = Path(config["log_dir"])
     probe = None  # rank 0's first batch, scored after every epoch: a low-noise view of learning
     for epoch in range(start_epoch, tc.epochs):
@@ -303,8 +303,10 @@ def _probe_loss(model, batch, tc: TrainConfig, device, permutation_invariant: bo
 def _validate(model, shard, tc: TrainConfig, device, permutation_invariant: bool, world: int) -> float:
     """Mean quick SDR over this worker's share of fixed held-out mixtures, pooled over workers.
 
-    NaN when the validation split holds too few sources to mix.
+    NaN when there is no validation split, or it holds too few sources to mix.
     """
+    if shard is None:
+        return float("nan")
     model.eval()
     gen = torch.Generator().manual_seed(tc.seed + 12345)  # the same mixtures every epoch
     sdrs = []
@@ -421,6 +423,19 @@ def find_version(shards_dir: str) -> Path:
     return versions[-1].parent
 
 
+def _finished_run(final: Path, config: Config) -> TrainSummary | None:
+    """The summary of a run that already reached its last epoch with this same config, else None."""
+    if not final.is_file():
+        return None
+    doc = load_checkpoint(final)
+    if doc["train_config"] != config_to_dict(config)["train"] or doc["epoch"] + 1 < config.train.epochs:
+        return None
+    m = doc["metrics"]
+    return TrainSummary(
+        str(final.parent.parent), str(final), doc["epoch"] + 1, doc["step"], m["loss"], m["val_sdr"], 0.0
+    )
+
+
 def run_train(
     config: Config,
     shards_dir: str,
@@ -442,6 +457,12 @@ def run_train(
     if resume:
         load_checkpoint(resume)  # fail early, with a clear message
     version = find_version(shards_dir)
+    out = Path(output).resolve()
+    run_dir = out / tc.model
+    done = _finished_run(run_dir / "final" / CHECKPOINT_FILE, config)
+    if done is not None and not resume:
+        log.info("%s is already trained to epoch %d; nothing to do", run_dir, done.epochs)
+        return done
     init_ray()
     ray.data.DataContext.get_current().enable_progress_bars = progress
     t0 = time.perf_counter()
@@ -449,15 +470,16 @@ def run_train(
     for split in ("train", "val"):
         folder = version / f"split={split}"
         if not any(folder.glob("*.parquet")):
-            raise UserError(f"no {split} shards in {version}")
+            if split == "train":
+                raise UserError(f"no train shards in {version}")
+            log.warning("no validation shards in %s: validation is skipped", version)
+            continue
         columns = ["clip_id", "num_sources", "instruments", "has_stems", "mix_wave", "stem_wave", "keypoints", "crops"]
         ds = ray.data.read_parquet(str(folder), columns=columns)
         fn = source_rows if tc.objective == "mix" else mixture_rows
         datasets[split] = ds.map_batches(fn, fn_kwargs={"crop_size": tc.crop_size}, batch_format="numpy")
-    out = Path(output).resolve()
-    run_dir = out / tc.model
     payload = {"train": config_to_dict(config)["train"], "model": model_config(tc).to_dict(), "resume": resume,
-               "log_dir": str(run_dir / "logs"), "audit": audit}  # fmt: skip
+               "log_dir": str(run_dir / "logs"), "audit": audit, "has_val": "val" in datasets}  # fmt: skip
     use_gpu = tc.gpus_per_worker > 0
     resources = {"CPU": tc.cpus_per_worker} | ({"GPU": tc.gpus_per_worker} if use_gpu else {})
     trainer = TorchTrainer(

@@ -1,0 +1,20 @@
+"""Train Music Gesture or a baseline as a Ray job (Ray Train DDP; GPUs when train.gpus_per_worker > 0).
+
+    ray job submit --address http://HEAD:8265 --working-dir . \
+        --runtime-env cluster/runtime_env.yaml -- python jobs/train.py --shards /mnt/shards --output /mnt/runs --workers 8 --set train.gpus_per_worker=1
+
+Also runs on a laptop as ``python jobs/train.py ...`` with an embedded local Ray.
+Takes the same arguments as ``python -m pipeline train`` (see ``--help``).
+"""
+
+import sys
+from pathlib import Path
+
+# The repository root, for the driver when `pipeline` is not installed (a bare checkout
+# on a head node); Ray's workers get it from the job's working directory.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pipeline.cli import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main(["train", *sys.argv[1:]]))
