@@ -1,7 +1,8 @@
 """Train Music Gesture or a baseline as a Ray job (Ray Train DDP; GPUs when train.gpus_per_worker > 0).
 
     ray job submit --address http://HEAD:8265 --working-dir . \
-        --runtime-env cluster/runtime_env.yaml -- python jobs/train.py --shards /mnt/shards --output /mnt/runs --workers 8 --set train.gpus_per_worker=1
+        --runtime-env cluster/runtime_env.yaml -- python jobs/train.py --shards /mnt/shards \
+        --output /mnt/runs --workers 8 --set train.gpus_per_worker=1
 
 Also runs on a laptop as ``python jobs/train.py ...`` with an embedded local Ray.
 Takes the same arguments as ``python -m pipeline train`` (see ``--help``).
