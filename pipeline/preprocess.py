@@ -41,6 +41,7 @@ from pipeline.config import Config, PreprocessConfig, config_to_dict
 from pipeline.errors import UserError
 from pipeline.pose.backends import OpenPoseJSON, PoseBackend
 from pipeline.pose.tracking import select_players, track
+from pipeline.report import key_value_table
 from pipeline.sources import Item, Problem, catalog
 from pipeline.video import frame_indices, iter_frames, probe_video, read_audio
 
@@ -72,8 +73,7 @@ class Summary:
             ("errors", str(self.errors)),
             ("time", f"{self.seconds:.0f} s ({rate:.2f} clips/s)"),
         ]
-        width = max(len(k) for k, _ in rows)
-        return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+        return key_value_table(rows)
 
 
 def version_name(cfg: PreprocessConfig) -> str:

@@ -44,6 +44,7 @@ from pipeline.mixing import group_sources, mask_loss, masks_from_logits, quick_s
 from pipeline.models.gcn import GCNConfig
 from pipeline.models.separators import MODELS, ModelConfig, build_model
 from pipeline.models.unet import UNetConfig
+from pipeline.report import key_value_table
 
 log = logging.getLogger(__name__)
 
@@ -408,8 +409,7 @@ class TrainSummary:
         rows = [("run", self.run_dir), ("checkpoint", self.checkpoint), ("epochs", str(self.epochs)),
                 ("steps", str(self.steps)), ("last loss", f"{self.loss:.4f}"),
                 ("val SDR (quick)", f"{self.val_sdr:.2f} dB"), ("time", f"{self.seconds:.0f} s")]  # fmt: skip
-        width = max(len(k) for k, _ in rows)
-        return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+        return key_value_table(rows)
 
 
 def find_version(shards_dir: str) -> Path:

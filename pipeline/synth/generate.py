@@ -29,6 +29,7 @@ from tqdm import tqdm
 from pipeline import __version__
 from pipeline.config import RESOLVED_NAME, Config, SynthConfig, config_to_dict, write_resolved
 from pipeline.errors import UserError
+from pipeline.report import key_value_table
 from pipeline.synth.piece import OPENPOSE_DIR, PieceInfo, PieceSpec, render_piece
 from pipeline.synth.sound import check_fluidsynth, find_soundfont
 from pipeline.video import check_ffmpeg
@@ -63,8 +64,7 @@ class Summary:
             ("splits", split),
             ("instruments", inst),
         ]
-        width = max(len(k) for k, _ in rows)
-        return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+        return key_value_table(rows)
 
 
 def plan_pieces(cfg: SynthConfig) -> list[PieceSpec]:
