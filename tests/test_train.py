@@ -77,3 +77,13 @@ def test_baselines_train_through_the_same_trainer(model, tiny_shards, tmp_path):
     doc = load_checkpoint(Path(summary.checkpoint).parent)
     assert doc["model_name"] == model and doc["step"] == 1
     assert Path(summary.checkpoint).name == CHECKPOINT_FILE
+
+
+def test_supervised_training_on_real_mixtures(tiny_shards, tmp_path):
+    """URMP-style: the real mixture and each player's real stem, no mixing of solos."""
+    cfg = load_config("tiny", overrides=[*FAST, "train.objective=supervised", "train.epochs=1", "train.workers=1",
+                                         "train.steps_per_epoch=1", "train.batch_size=1"])  # fmt: skip
+    summary = run_train(cfg, str(tiny_shards[1]), str(tmp_path), progress=False)
+    doc = load_checkpoint(Path(summary.checkpoint).parent)
+    assert doc["train_config"]["objective"] == "supervised" and doc["step"] == 1
+    assert doc["metrics"]["loss"] > 0
