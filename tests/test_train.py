@@ -87,3 +87,16 @@ def test_supervised_training_on_real_mixtures(tiny_shards, tmp_path):
     doc = load_checkpoint(Path(summary.checkpoint).parent)
     assert doc["train_config"]["objective"] == "supervised" and doc["step"] == 1
     assert doc["metrics"]["loss"] > 0
+
+
+def test_rerunning_after_the_driver_stopped_resumes(tiny_shards, tmp_path):
+    """The driver died after epoch 1 (simulated by a run of 1 epoch): the same command continues."""
+    base = [*FAST, "train.workers=1", "train.steps_per_epoch=1"]
+    run_train(
+        load_config("tiny", overrides=[*base, "train.epochs=1"]), str(tiny_shards[1]), str(tmp_path), progress=False
+    )
+    summary = run_train(load_config("tiny", overrides=[*base, "train.epochs=2"]), str(tiny_shards[1]), str(tmp_path),
+                        progress=False)  # fmt: skip
+    assert summary.epochs == 2 and summary.steps == 2  # epoch 1 was not trained again
+    events = (tmp_path / "music_gesture" / "logs" / "events.jsonl").read_text()
+    assert '"after_epoch": 0' in events
