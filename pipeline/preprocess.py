@@ -85,8 +85,12 @@ def version_name(cfg: PreprocessConfig) -> str:
 # --- stage 1: decode + pose + tracking (an actor) --------------------------------------------
 
 
-def make_backend(cfg: PreprocessConfig, item: Item, root: str) -> PoseBackend:
-    """The pose backend for one video, by ``preprocess.pose_backend``."""
+def make_backend(cfg: PreprocessConfig, item: Item, root: str, models: dict[str, PoseBackend]) -> PoseBackend:
+    """The pose backend for one video, by ``preprocess.pose_backend``.
+
+    Model backends (mediapipe, mmpose) are built once and kept in ``models`` (one
+    per actor); the OpenPose reader belongs to one video's JSON folder and is cheap.
+    """
     name = cfg.pose_backend
     if name == "auto":
         name = "openpose" if item.keypoints else "mediapipe"
@@ -94,15 +98,18 @@ def make_backend(cfg: PreprocessConfig, item: Item, root: str) -> PoseBackend:
         if not item.keypoints:
             raise ValueError("pose_backend is openpose but this video has no OpenPose JSON folder")
         return OpenPoseJSON(storage.join(root, item.keypoints))
-    if name == "mediapipe":
-        from pipeline.pose.mediapipe_backend import MediaPipeBackend
+    if name not in models:
+        if name == "mediapipe":
+            from pipeline.pose.mediapipe_backend import MediaPipeBackend
 
-        return MediaPipeBackend()
-    if name == "mmpose":
-        from pipeline.pose.mmpose_backend import MMPoseBackend
+            models[name] = MediaPipeBackend()
+        elif name == "mmpose":
+            from pipeline.pose.mmpose_backend import MMPoseBackend
 
-        return MMPoseBackend(cfg)
-    raise ValueError(f"unknown pose backend {name!r} (auto, openpose, mediapipe, mmpose)")
+            models[name] = MMPoseBackend(cfg)
+        else:
+            raise ValueError(f"unknown pose backend {name!r} (auto, openpose, mediapipe, mmpose)")
+    return models[name]
 
 
 def estimate_item(item: Item, root: str, cfg: PreprocessConfig, backends: dict[str, PoseBackend]) -> dict[str, Any]:
@@ -119,9 +126,8 @@ def estimate_item(item: Item, root: str, cfg: PreprocessConfig, backends: dict[s
             info = probe_video(local)
             idx = frame_indices(info, cfg.fps)
             stage = "pose"
-            backend = make_backend(cfg, item, root)
-            backend = backends.setdefault(repr(backend), backend)
-            if isinstance(backend, OpenPoseJSON):
+            backend = make_backend(cfg, item, root, backends)
+            if not backend.needs_pixels:
                 detections = backend.detect_indices(idx)
             else:
                 detections = []

@@ -29,6 +29,10 @@ class PoseBackend:
         """Persons in each of ``frames`` ``(n, h, w, 3)``; ``scale`` maps their pixels to the original's."""
         raise NotImplementedError
 
+    def detect_indices(self, native_indices: np.ndarray) -> list[list[np.ndarray]]:
+        """Persons at native frame indices, for backends that need no pixels (``needs_pixels`` False)."""
+        raise NotImplementedError
+
 
 class OpenPoseJSON(PoseBackend):
     """Precomputed OpenPose output: one ``*_keypoints.json`` per native video frame."""
