@@ -85,7 +85,7 @@ class TrainConfig:
     model: str  # music_gesture | sound_of_pixels | audio_only
     objective: str  # mix (mix-and-separate from single sources) | supervised (real mixtures + stems)
     sources: tuple[int, ...]  # mix-and-separate: N is drawn from these per step
-    pairing: str  # any | hetero | homo
+    pairing: str  # any | hetero | homo | mixed
     mask: str  # binary (BCE weighted by log1p |mix|) | ratio (L1)
     epochs: int
     batch_size: int  # mixtures per worker per step

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from pipeline.audio import HOP, N_FFT
 from pipeline.models.spectral import log_magnitude, unwarp, warp
 
-PAIRINGS = ("any", "hetero", "homo")
+PAIRINGS = ("any", "hetero", "homo", "mixed")
 RATIO_MAX = 2.0  # ratio-mask targets are clipped here; the model outputs 2 * sigmoid
 
 
@@ -31,8 +31,16 @@ def group_sources(instruments: torch.Tensor, n: int, pairing: str, generator: to
 
     ``instruments`` (batch,) holds an instrument id per source (-1 unknown).
     ``hetero`` mixes different instruments, ``homo`` the same one, ``any`` does
-    not care. Sources that fit no group under the rule are left out.
+    not care, ``mixed`` takes every homo group the batch offers and mixes the
+    rest at random (random batches hold few same-instrument sources, and homo
+    mixtures are the ones only motion can separate). Sources that fit no group
+    under the rule are left out.
     """
+    if pairing == "mixed":
+        homo = group_sources(instruments, n, "homo", generator)
+        rest = sorted(set(range(len(instruments))) - set(homo.flatten().tolist()))
+        others = group_sources(instruments[rest], n, "any", generator)
+        return torch.cat([homo, torch.tensor(rest, dtype=torch.long)[others].reshape(-1, n)])
     order = torch.randperm(len(instruments), generator=generator).tolist()
     if pairing == "any":
         return torch.tensor([order[i : i + n] for i in range(0, len(order) - n + 1, n)], dtype=torch.long).reshape(

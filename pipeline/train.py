@@ -218,7 +218,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         model.train()
         gen = torch.Generator().manual_seed(tc.seed * 1000 + epoch * 10 + rank)
         losses, seen = [], []
-        batch_rows = tc.batch_size * max(tc.sources) if tc.objective == "mix" else tc.batch_size
+        # pairing rules need a choice of sources: draw twice as many as one step mixes
+        draw = 1 if tc.pairing == "any" else 2
+        batch_rows = tc.batch_size * max(tc.sources) * draw if tc.objective == "mix" else tc.batch_size
         shuffle = (
             {"local_shuffle_buffer_size": 4 * batch_rows, "local_shuffle_seed": tc.seed + epoch} if tc.shuffle else {}
         )

@@ -31,6 +31,9 @@ def test_grouping_rules():
     assert len(hetero) >= 2 and all(len({int(ins[i]) for i in grp}) == 3 for grp in hetero.tolist())
     anyp = group_sources(ins, 2, "any", g)
     assert anyp.shape == (4, 2) and sorted(anyp.flatten().tolist()) == list(range(8))
+    mixed = group_sources(torch.tensor([0, 0, 1, 2, 3, 4]), 2, "mixed", g).tolist()
+    assert mixed[0] in ([0, 1], [1, 0]) and len(mixed) == 3
+    assert sorted(sum(mixed, [])) == list(range(6))
     with pytest.raises(ValueError, match="pairing"):
         group_sources(ins, 2, "odd", g)
 
