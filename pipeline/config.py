@@ -111,12 +111,29 @@ class TrainConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class EvaluateConfig:
+    """Distributed evaluation with mir_eval (``python -m pipeline evaluate``)."""
+
+    split: str  # the shard split scored (test)
+    sources: tuple[int, ...]  # mix-and-separate mixtures of these sizes (real mixtures are always scored)
+    mixtures_per_group: int  # mixtures drawn per (size, hetero/homo)
+    seed: int  # the list of mixtures depends only on this and the shards
+    workers: int  # inference actors (one per GPU on a cluster)
+    gpus_per_worker: float
+    batch_size: int  # mixtures per inference batch
+    score_workers: int  # parallel CPU tasks running bss_eval (0: as many as Ray has CPUs)
+    silence_db: float  # a reference quieter than this (RMS, dBFS) is excluded and counted
+    examples: int  # mixtures written as wavs and plotted as spectrograms
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     """The whole resolved configuration; one attribute per stage."""
 
     synth: SynthConfig
     preprocess: PreprocessConfig
     train: TrainConfig
+    evaluate: EvaluateConfig
 
 
 def load_config(

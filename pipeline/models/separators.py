@@ -111,9 +111,16 @@ class AudioOnly(nn.Module):
         return self.unet(mix_logmag)
 
 
+_CLASSES = {"music_gesture": MusicGesture, "sound_of_pixels": SoundOfPixels, "audio_only": AudioOnly}
+
+
 def build_model(cfg: ModelConfig) -> nn.Module:
     """The separator named by ``cfg.name``."""
-    builders = {"music_gesture": MusicGesture, "sound_of_pixels": SoundOfPixels, "audio_only": AudioOnly}
-    if cfg.name not in builders:
+    if cfg.name not in _CLASSES:
         raise ValueError(f"unknown model {cfg.name!r}; choose one of {', '.join(MODELS)}")
-    return builders[cfg.name](cfg)
+    return _CLASSES[cfg.name](cfg)
+
+
+def is_permutation_invariant(name: str) -> bool:
+    """Whether the named separator's outputs are not tied to persons (scored with the best assignment)."""
+    return bool(getattr(_CLASSES[name], "permutation_invariant", False))
