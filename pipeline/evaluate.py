@@ -319,7 +319,7 @@ def _score_with_ray(specs, checkpoints, version, cfg: EvaluateConfig, kwargs, pr
 
     init_ray()
     ray.data.DataContext.get_current().enable_progress_bars = progress
-    ds = ray.data.from_items([{"spec": s} for s in specs], override_num_blocks=max(1, len(specs) // cfg.batch_size))
+    ds = ray.data.from_items([{"spec": s} for s in specs], override_num_blocks=-(-len(specs) // cfg.batch_size))
     ds = ds.map_batches(
         Separator,
         fn_constructor_kwargs={"checkpoints": checkpoints, "version": str(version), "split": cfg.split},

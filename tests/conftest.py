@@ -55,3 +55,29 @@ def tiny_shards(tiny_bench: Path, tiny_config: Config, ray_local, tmp_path_facto
     out = tmp_path_factory.mktemp("shards")
     summary = run_preprocess(tiny_config, str(tiny_bench), str(out))
     return summary, Path(summary.version_dir)
+
+
+def make_checkpoint(config: Config, model: str, folder: Path, seed: int = 0) -> Path:
+    """An untrained but complete checkpoint of ``model`` at the config's sizes (no training run needed)."""
+    import torch
+
+    from pipeline.config import config_to_dict, with_overrides
+    from pipeline.models.separators import build_model
+    from pipeline.train import model_config, save_checkpoint
+
+    config = with_overrides(config, [f"train.model={model}"])
+    mc = model_config(config.train)
+    torch.manual_seed(seed)
+    net = build_model(mc)
+    opt = torch.optim.AdamW(net.parameters())
+    state = {"model_config": mc.to_dict(), "train_config": config_to_dict(config)["train"], "epoch": 0, "step": 0,
+             "metrics": {}, "history": []}  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    return save_checkpoint(folder, net, opt, torch.optim.lr_scheduler.StepLR(opt, 1), state)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tiny_config: Config, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Untrained tiny music_gesture and audio_only checkpoints."""
+    root = tmp_path_factory.mktemp("checkpoints")
+    return [make_checkpoint(tiny_config, m, root / m) for m in ("music_gesture", "audio_only")]
