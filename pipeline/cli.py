@@ -131,6 +131,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser(
+        "separate",
+        help="separate each musician of your own video (one wav per person + a labelled preview)",
+        description="Find and track the musicians in a video, separate each one's sound with a trained visual "
+        "model, and write person<k>.wav per musician (numbered left to right; the tracks add up to the "
+        "mixture), mixture.wav and preview.mp4 with each musician's box labelled by the name of their wav. "
+        "Poses come from --keypoints (a folder of OpenPose JSON) or from preprocess.pose_backend run on the "
+        "frames (mediapipe by default on a CPU).",
+    )
+    p.add_argument("--video", required=True, type=Path, metavar="FILE", help="a video with sound")
+    p.add_argument("--checkpoint", required=True, metavar="CKPT", help="a music_gesture or sound_of_pixels checkpoint")
+    p.add_argument("--output", required=True, type=Path, metavar="DIR", help="where the wavs and the preview go")
+    p.add_argument("--keypoints", type=Path, metavar="DIR", help="OpenPose JSON for the video (skips pose estimation)")
+    _config_args(p, default_preset=None)
+    p.set_defaults(func=cmd_separate)
+
+    p = sub.add_parser(
         "run",
         help="the main job, end to end on the embedded default (local Ray)",
         description="Run the whole pipeline on the embedded default (a local Ray): generate the benchmark "
@@ -202,6 +218,17 @@ def cmd_score(args: argparse.Namespace) -> int:
         write_json(scores, args.output)
         print(f"scores written to {args.output}")
     return 0 if scores.mixtures else 1
+
+
+def cmd_separate(args: argparse.Namespace) -> int:
+    """``separate``: one wav per musician of a user's video."""
+    from pipeline.separation import run_separate
+
+    config = load_config(args.preset, args.config, args.overrides)
+    summary = run_separate(config, args.video, args.checkpoint, args.output, keypoints=args.keypoints)
+    print(f"separated into {summary.output}")
+    print(summary.table())
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
