@@ -16,10 +16,19 @@ from pathlib import Path
 import yaml
 
 from pipeline import __version__
-from pipeline.config import PRESETS, RESOLVED_NAME, Config, config_to_dict, load_config, write_resolved
+from pipeline.config import (
+    PRESETS,
+    RESOLVED_NAME,
+    Config,
+    config_to_dict,
+    load_config,
+    with_overrides,
+    write_resolved,
+)
 from pipeline.errors import UserError
 
 log = logging.getLogger("pipeline")
+MODEL_NAMES = ("music_gesture", "sound_of_pixels", "audio_only")
 
 
 def _config_args(p: argparse.ArgumentParser, default_preset: str | None) -> None:
@@ -89,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--shards", required=True, metavar="DIR", help="preprocessed shards (a version folder or its parent)"
     )
     p.add_argument("--output", required=True, metavar="DIR", help="where runs, checkpoints and logs go")
-    p.add_argument("--model", choices=("music_gesture", "sound_of_pixels", "audio_only"), help="sets train.model")
+    p.add_argument("--model", choices=MODEL_NAMES, help="sets train.model")
     p.add_argument("--workers", type=int, help="DDP workers; sets train.workers")
     p.add_argument("--resume", metavar="CKPT", help="start a new run from this checkpoint (file or folder)")
     _config_args(p, default_preset=None)
@@ -150,9 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="the main job, end to end on the embedded default (local Ray)",
         description="Run the whole pipeline on the embedded default (a local Ray): generate the benchmark "
-        "into OUT/benchmark, preprocess it into OUT/shards, train Music Gesture into OUT/train. Re-running "
-        "resumes where it stopped. (Evaluation joins when it lands.)",
+        "into OUT/benchmark, preprocess it into OUT/shards, train Music Gesture and the baselines into OUT/train, "
+        "and evaluate them side by side into OUT/evaluation (the summary table is printed at the end). "
+        "Re-running resumes where it stopped.",
     )
+    p.add_argument("--models", default=",".join(MODEL_NAMES),
+                   help=f"comma-separated models to train and compare (default: {','.join(MODEL_NAMES)})")  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("runs/demo"), metavar="DIR", help="run folder (default: runs/demo)")
     _config_args(p, default_preset="demo")
     p.set_defaults(func=cmd_run)
@@ -232,28 +244,40 @@ def cmd_separate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """``run``: the main job: generate the benchmark, preprocess it into shards, train the model."""
+    """``run``: the main job: benchmark → shards → train Music Gesture and the baselines → evaluate."""
+    from pipeline.evaluate import run_evaluate
     from pipeline.preprocess import run_preprocess
     from pipeline.synth.generate import generate_benchmark
     from pipeline.train import run_train
 
     config = load_config(args.preset, args.config, args.overrides)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = [m for m in models if m not in MODEL_NAMES]
+    if unknown or not models:
+        raise UserError(f"--models: unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODEL_NAMES)}")
     start = time.perf_counter()
     _claim_run_folder(args.out, config)
     bench = args.out / "benchmark"
-    print(f"[1/3] generating the {args.preset or 'demo'} benchmark into {bench}")
+    print(f"[1/4] generating the {args.preset or 'demo'} benchmark into {bench}")
     summary = generate_benchmark(config, bench, progress=not args.quiet)
     print(summary.table())
     shards_dir = args.out / "shards"
-    print(f"[2/3] preprocessing it into Parquet shards in {shards_dir}")
+    print(f"[2/4] preprocessing it into Parquet shards in {shards_dir}")
     prep = run_preprocess(config, str(bench), str(shards_dir), progress=not args.quiet)
     print(prep.table())
     if prep.errors:
         return 1
-    train_dir = args.out / "train"
-    print(f"[3/3] training {config.train.model} with {config.train.workers} DDP workers into {train_dir}")
-    trained = run_train(config, str(shards_dir), str(train_dir), progress=not args.quiet)
-    print(trained.table())
+    train_dir, checkpoints = args.out / "train", []
+    for i, model in enumerate(models, 1):
+        print(f"[3/4] training {model} ({i} of {len(models)}) with {config.train.workers} DDP workers into {train_dir}")
+        trained = run_train(with_overrides(config, [f"train.model={model}"]), str(shards_dir), str(train_dir),
+                            progress=not args.quiet)  # fmt: skip
+        print(trained.table())
+        checkpoints.append(trained.checkpoint)
+    eval_dir = args.out / "evaluation"
+    print(f"[4/4] evaluating {', '.join(models)} on the test split into {eval_dir}")
+    evaluated = run_evaluate(config, str(shards_dir), checkpoints, str(eval_dir), progress=not args.quiet)
+    print(evaluated.table())
     print(f"done in {time.perf_counter() - start:.0f} s")
     return 0
 
@@ -269,7 +293,8 @@ def _claim_run_folder(out: Path, config: Config) -> None:
     if previous.is_file():
         old = yaml.safe_load(previous.read_text()) or {}
         new = config_to_dict(config)
-        if any(old.get(section) != values for section, values in new.items()):
+        # A section the earlier run did not know (added by a later version) takes its defaults.
+        if any(section in old and old[section] != values for section, values in new.items()):
             raise UserError(f"{out} holds a run made with other settings; choose a new --out")
     elif out.is_dir() and any(out.iterdir()):
         raise UserError(f"{out} is not empty and is not a run folder; choose a new --out")

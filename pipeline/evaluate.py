@@ -297,7 +297,8 @@ def run_scoring(
     search = [_is_permutation_invariant(c) for c in checkpoints]
     log.info("scoring %d mixtures × %d systems (+ 2 reference rows)", len(mixtures), len(labels))
     if not mixtures:
-        return mixtures, pd.DataFrame(columns=RESULT_COLUMNS), labels
+        raise UserError(f"the {cfg.split} split of {version} has nothing to score: it needs single sources from "
+                        "two different videos, or an ensemble clip with stems")  # fmt: skip
     specs = [json.dumps(m) for m in mixtures]
     kwargs = {"labels": labels, "search": search, "silence_db": cfg.silence_db}
     if cfg.workers == 0:  # serial, in this process: the same functions without Ray

@@ -138,18 +138,26 @@ def test_cli_missing_programs(tmp_path: Path):
 
 
 def test_main_job_runs_resumes_and_guards_its_folder(tmp_path: Path):
-    small = [*SMALL, "synth.duets=1", "synth.min_duration_s=7", "synth.max_duration_s=7"]
+    # A solo and two homo duets: one duet lands in the test split, so there are real mixtures to score.
+    small = [*SMALL, "synth.min_duration_s=7", "synth.max_duration_s=7", "synth.homo_duet_fraction=1.0"]
     quick = ["train.workers=1", "train.epochs=1", "train.batch_size=1", "train.sources=[2]"]
     sets = [x for s in [*small, *quick] for x in ("--set", s)]
     out = tmp_path / "run"
-    first = _cli("-q", "run", "--out", str(out), "--preset", "tiny", *sets)
+    models = ["--models", "music_gesture,audio_only"]
+    first = _cli("-q", "run", "--out", str(out), "--preset", "tiny", *models, *sets)
     assert first.returncode == 0, first.stderr
-    assert "pieces                2" in first.stdout and "clips written     4" in first.stdout
+    assert "pieces                3" in first.stdout
     assert (out / "config.yaml").is_file() and (out / "benchmark" / "splits.json").is_file()
-    assert len(list((out / "shards").glob("v1-*/split=*/*.parquet"))) == 2
-    assert (out / "train" / "music_gesture" / "final" / "checkpoint.pt").is_file()
-    again = _cli("-q", "run", "--out", str(out), "--preset", "tiny", *sets)  # nothing left to do
-    assert again.returncode == 0 and "videos unchanged  2" in again.stdout and "epochs           1" in again.stdout
+    assert len(list((out / "shards").glob("v1-*/split=*/*.parquet"))) == 3
+    for model in ("music_gesture", "audio_only"):
+        assert (out / "train" / model / "final" / "checkpoint.pt").is_file()
+    # It ends with the evaluation's headline table: both models and the reference rows.
+    table = first.stdout[first.stdout.index("| system |") :]
+    for row in ("| music_gesture |", "| audio_only |", "| mixture |", "| ideal_binary_mask |"):
+        assert row in table
+    assert (out / "evaluation" / "summary.md").is_file() and str(out / "evaluation") in table
+    again = _cli("-q", "run", "--out", str(out), "--preset", "tiny", *models, *sets)  # nothing left to do
+    assert again.returncode == 0 and "videos unchanged  3" in again.stdout and "epochs           1" in again.stdout
     _assert_clean_error(_cli("run", "--out", str(out), "--preset", "tiny"), "other settings")
     _assert_clean_error(_cli("run", "--out", str(tmp_path), "--preset", "tiny"), "not a run folder")
 
