@@ -17,6 +17,7 @@ import numpy as np
 
 from pipeline.audio import rms_envelope, write_pcm16
 from pipeline.config import SynthConfig
+from pipeline.errors import UserError
 from pipeline.pose.openpose import round_keypoints, write_frame
 from pipeline.synth import draw, motion
 from pipeline.synth.music import Score, choose_codes, make_score
@@ -78,6 +79,10 @@ def render_piece(spec: PieceSpec, cfg: SynthConfig, out: Path, soundfont: Path) 
     final, final_kp = out / piece.name, out / OPENPOSE_DIR / piece.name
     if final.is_dir() and final_kp.is_dir():
         return info
+    other = sorted(p.name for p in out.glob(f"{piece.name.split('_')[0]}_*") if p.is_dir() and p.name != piece.name)
+    if other:  # the same settings planned another piece here: a benchmark from another version of this code
+        raise UserError(f"{out} holds {other[0]} where this version of the generator makes {piece.name}; "
+                        "choose a new --out folder")  # fmt: skip
     (out / ".partial").mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"{piece.name}-", dir=out / ".partial") as tmp:
         folder, kp_folder = Path(tmp, "piece"), Path(tmp, "openpose")
