@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import load_config
+from pipeline.errors import UserError
 from pipeline.synth.generate import generate_benchmark, plan_pieces
 
 SMALL = [
@@ -63,6 +64,13 @@ def test_rerun_renders_only_what_is_missing(tmp_path: Path):
     mtimes = {p: p.stat().st_mtime_ns for p in piece.iterdir()}
     generate_benchmark(cfg, out, progress=False)
     assert {p: p.stat().st_mtime_ns for p in piece.iterdir()} == mtimes
+    # A piece the same settings would not make here (an older generator's): refused, nothing touched.
+    number = piece.name.split("_")[0]
+    piece.rename(out / f"{number}_Older_xx")
+    (out / "openpose" / piece.name).rename(out / "openpose" / f"{number}_Older_xx")
+    with pytest.raises(UserError, match=f"holds {number}_Older_xx"):
+        generate_benchmark(cfg, out, progress=False)
+    assert not piece.exists() and (out / f"{number}_Older_xx").is_dir()
 
 
 def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

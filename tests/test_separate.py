@@ -40,3 +40,20 @@ def test_separate_refuses_an_audio_only_model(tiny_bench, tiny_checkpoints, tmp_
             "--checkpoint", str(tiny_checkpoints[1]), "--output", str(tmp_path / "x")]  # fmt: skip
     assert main(argv) == 2
     assert "audio_only" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_separate_real_musicians_with_their_openpose_json(tiny_checkpoints, tmp_path):
+    """Three real seated musicians (10 s, 48 kHz stereo sound) with real OpenPose output for the first 5 s."""
+    from tests.conftest import shared_data
+
+    folder = shared_data("raga_performance", "example_3people")
+    out = tmp_path / "raga"
+    argv = ["separate", "--video", str(folder / "short_video.mp4"), "--keypoints", str(folder / "output_json"),
+            "--checkpoint", str(tiny_checkpoints[0]), "--output", str(out),
+            "--set", "preprocess.min_presence=0.4"]  # fmt: skip
+    assert main(argv) == 0
+    tracks = [sf.read(out / f"person{k}.wav")[0] for k in (1, 2, 3)]
+    mix, rate = sf.read(out / "mixture.wav")
+    assert not (out / "person4.wav").exists() and abs(len(mix) / rate - 10.0) < 0.1
+    residual = sum(tracks) - mix
+    assert 10 * np.log10(np.sum(mix**2) / np.sum(residual**2)) > 40
