@@ -312,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
+        cause = getattr(e, "cause", None)  # raised inside a Ray task: Ray wraps it with the remote traceback
+        print(f"error: {cause if isinstance(cause, UserError) else e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
