@@ -325,12 +325,12 @@ def _score_with_ray(specs, checkpoints, version, cfg: EvaluateConfig, kwargs, pr
         Separator,
         fn_constructor_kwargs={"checkpoints": checkpoints, "version": str(version), "split": cfg.split},
         batch_size=cfg.batch_size,
-        concurrency=cfg.workers,
+        compute=ray.data.ActorPoolStrategy(size=cfg.workers),
         num_gpus=cfg.gpus_per_worker,
         batch_format="numpy",
     )
-    score_kwargs = {"concurrency": cfg.score_workers} if cfg.score_workers > 0 else {}
-    ds = ds.map_batches(score_batch, fn_kwargs=kwargs, batch_size=1, num_cpus=1, batch_format="numpy", **score_kwargs)
+    pool = {"compute": ray.data.TaskPoolStrategy(size=cfg.score_workers)} if cfg.score_workers > 0 else {}
+    ds = ds.map_batches(score_batch, fn_kwargs=kwargs, batch_size=1, num_cpus=1, batch_format="numpy", **pool)
     df = ds.to_pandas()
     for col in ("instruments", "clip_ids", "persons", "sdr", "sir", "sar", "assignment"):
         df[col] = df[col].map(lambda v: list(v) if v is not None else [])
