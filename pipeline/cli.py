@@ -31,7 +31,16 @@ log = logging.getLogger("pipeline")
 MODEL_NAMES = ("music_gesture", "sound_of_pixels", "audio_only")
 
 
+def _quiet_arg(p: argparse.ArgumentParser) -> None:
+    # Also accepted after the command (jobs/*.py put the command first); SUPPRESS keeps the
+    # top-level -q from being reset by the sub-command's default.
+    p.add_argument(
+        "-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars, warnings only"
+    )
+
+
 def _config_args(p: argparse.ArgumentParser, default_preset: str | None) -> None:
+    _quiet_arg(p)
     p.add_argument(
         "--preset",
         choices=PRESETS,
@@ -137,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="match estimates to references by the best permutation (mir_eval's default) instead of "
                    "by file name")  # fmt: skip
     p.add_argument("--silence-db", type=float, default=-50.0, help="references below this RMS level are skipped")
+    _quiet_arg(p)
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser(
