@@ -129,12 +129,16 @@ def generate_benchmark(config: Config, out: Path, progress: bool = True) -> Summ
     _prepare_output(out, config)
     write_resolved(config, out, extra={"code_version": __version__})
     specs = plan_pieces(cfg)
-    log.info("rendering %d pieces into %s", len(specs), out)
-    if cfg.workers > 0:
-        infos = _render_with_ray(specs, cfg, out, soundfont, progress)
+    done = _recorded_pieces(out)
+    todo = [s for s in specs if s.number not in done]
+    log.info("rendering %d pieces into %s (%d already there)", len(todo), out, len(specs) - len(todo))
+    if cfg.workers > 0 and todo:
+        rendered = _render_with_ray(todo, cfg, out, soundfont, progress)
     else:
-        bar = tqdm(specs, desc="pieces", unit="piece", disable=not progress)
-        infos = [render_piece(s, cfg, out, soundfont) for s in bar]
+        bar = tqdm(todo, desc="pieces", unit="piece", disable=not progress)
+        rendered = [render_piece(s, cfg, out, soundfont) for s in bar]
+    by_number = {**done, **{i.number: i for i in rendered}}
+    infos = [by_number[s.number] for s in specs]
     partial = out / ".partial"
     if partial.is_dir() and not any(partial.iterdir()):
         partial.rmdir()
@@ -146,6 +150,24 @@ def generate_benchmark(config: Config, out: Path, progress: bool = True) -> Summ
         {"summary": summary.__dict__, "code_version": __version__, "pieces": [i.to_json() for i in infos]},
     )
     return summary
+
+
+def _recorded_pieces(out: Path) -> dict[int, PieceInfo]:
+    """Pieces a finished earlier run of this benchmark recorded in benchmark.json whose folders exist.
+
+    Re-running then skips them without re-reading their scores (music21 parsing is slow).
+    The caller has checked that the earlier run used the same settings.
+    """
+    try:
+        doc = json.loads((out / SUMMARY_NAME).read_text())
+    except (OSError, ValueError):
+        return {}
+    found = {}
+    for p in doc.get("pieces", []):
+        info = PieceInfo(**{k: tuple(v) if isinstance(v, list) else v for k, v in p.items()})
+        if (out / info.name).is_dir() and (out / OPENPOSE_DIR / info.name).is_dir():
+            found[info.number] = info
+    return found
 
 
 def _render_with_ray(specs, cfg: SynthConfig, out: Path, soundfont: Path, progress: bool) -> list[PieceInfo]:
