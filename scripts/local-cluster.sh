@@ -20,7 +20,7 @@ PORT=${RAY_PORT:-6380}
 DASH=${DASHBOARD_PORT:-8265}
 TEMP=${RAY_TEMP_DIR:-/tmp/ray-local-cluster}
 AGENT=${AGENT_PORT:-52365}  # each raylet's dashboard agent needs its own port on one machine
-export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0  # every service on 127.0.0.1, not the machine's external address
+export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=1  # allow a second raylet on this machine (Ray calls it "multi-node")
 export RAY_USAGE_STATS_ENABLED=0
 export PATH="$PWD/.venv/bin:$PATH"          # jobs run `python` from this project's environment
 
@@ -34,7 +34,7 @@ up)
         --disable-usage-stats
     echo
     echo "cluster up: 2 nodes. Submit jobs with --address http://127.0.0.1:$DASH (dashboard: same URL);"
-    echo "python -m pipeline commands on this machine join it automatically."
+    echo "python -m pipeline commands join it with: export RAY_ADDRESS=127.0.0.1:$PORT"
     ;;
 status)
     "$RAY" status --address="127.0.0.1:$PORT"
