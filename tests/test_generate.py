@@ -74,8 +74,9 @@ def test_rerun_renders_only_what_is_missing(tmp_path: Path):
 
 
 def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    # The main job trains two models and evaluates them: minutes on 2 busy cores, so a generous limit.
     return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args], capture_output=True, text=True, env=env, timeout=300
+        [sys.executable, "-m", "pipeline", *args], capture_output=True, text=True, env=env, timeout=1200
     )
 
 
