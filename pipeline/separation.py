@@ -33,7 +33,7 @@ from pipeline.audio import CLIP_SAMPLES, SAMPLE_RATE, write_pcm16
 from pipeline.clips import encode_crop, frame_slice, to_pcm
 from pipeline.config import Config
 from pipeline.errors import UserError
-from pipeline.mixing import istft, stft
+from pipeline.mixing import istft, masks_from_logits, stft
 from pipeline.models.separators import is_permutation_invariant
 from pipeline.models.spectral import log_magnitude, unwarp, warp
 from pipeline.pose import layout
@@ -138,7 +138,7 @@ def run_separate(
     mids = [min(int(((s / SAMPLE_RATE) + shards.CLIP_SECONDS / 2) * fps), persons.shape[1] - 1) for s in starts]
     output.mkdir(parents=True, exist_ok=True)
     names = [f"person{k + 1}.wav" for k in range(K)]
-    crops = _preview_and_crops(video, info, persons, mids, names, output, config)
+    crops = _preview_and_crops(video, info, persons, mids, names, output, config, mix)
     tracks = np.zeros((K, len(starts) * CLIP_SAMPLES), np.float32)
     for w, s in enumerate(starts):
         wave = np.zeros(CLIP_SAMPLES, np.float32)
@@ -151,8 +151,7 @@ def run_separate(
         with torch.no_grad():
             spec = stft(x)
             logits = model(log_magnitude(warp(spec.abs()[:, None])), kp, cr)[0]
-            masks = torch.sigmoid(logits) * (2.0 if mask_kind == "ratio" else 1.0)
-            linear = consistent_masks(unwarp(masks[:, None])[:, 0])
+            linear = consistent_masks(unwarp(masks_from_logits(logits, mask_kind)[:, None])[:, 0])
             tracks[:, s : s + CLIP_SAMPLES] = istft(spec * linear, CLIP_SAMPLES).numpy()
     tracks = tracks[:, : len(mix)]
     written = []
@@ -163,14 +162,14 @@ def run_separate(
                            len(mix) / SAMPLE_RATE)  # fmt: skip
 
 
-def _preview_and_crops(video, info, persons, mids, names, output: Path, config: Config) -> list[list[bytes]]:
+def _preview_and_crops(video, info, persons, mids, names, output: Path, config: Config, mix) -> list[list[bytes]]:
     """Write preview.mp4 (boxes labelled with file names) and return each window's crops (JPEG per person)."""
     from pipeline.preprocess import _decode_size
 
     cfg = config.preprocess
     size = _decode_size(info, cfg)
     scale = size[0] / info.width
-    write_pcm16(output / "mixture.wav", to_pcm(read_audio(video, SAMPLE_RATE)), SAMPLE_RATE)
+    write_pcm16(output / "mixture.wav", to_pcm(mix), SAMPLE_RATE)
     crops: list[list[bytes]] = [[] for _ in mids]
     wanted = {m: [i for i, x in enumerate(mids) if x == m] for m in set(mids)}
     tmp = output / ".preview.mp4.tmp.mp4"
