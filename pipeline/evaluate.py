@@ -39,9 +39,8 @@ import torch
 from pipeline import shards
 from pipeline.config import Config, EvaluateConfig, write_resolved
 from pipeline.errors import UserError
-from pipeline.mixing import istft, masks_from_logits, separate, stft
+from pipeline.mixing import istft, masks_from_logits, model_input, separate, stft
 from pipeline.models.separators import is_permutation_invariant
-from pipeline.models.spectral import log_magnitude, warp
 from pipeline.scoring import bss_eval, level_db
 
 log = logging.getLogger(__name__)
@@ -202,7 +201,7 @@ class Separator:
                 crops = np.stack([[decode_crop(c, crop_size) for c in inputs[i]["crops"]] for i in idx])
                 crops = torch.from_numpy(crops).to(self.device).float().permute(0, 1, 4, 2, 3) / 255.0
                 with torch.no_grad():
-                    logmag = log_magnitude(warp(stft(mix).abs()[:, None]))
+                    logmag = model_input(stft(mix))
                     masks = masks_from_logits(model(logmag, kp, crops).float(), mask_kind)
                     est = separate(mix, masks)
                 for j, i in enumerate(idx):

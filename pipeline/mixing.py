@@ -93,6 +93,11 @@ class Spectra:
     weight: torch.Tensor  # (B, 1, 256, T) loss weight: log1p(mixture magnitude), clipped
 
 
+def model_input(mix_spec: torch.Tensor) -> torch.Tensor:
+    """What a separator reads: the mixture's complex STFT (B, 512, T) → warped log-magnitude (B, 1, 256, T)."""
+    return log_magnitude(warp(mix_spec.abs()[:, None]))
+
+
 def spectrograms(mix_wave: torch.Tensor, source_waves: torch.Tensor) -> Spectra:
     """``mix_wave`` (B, samples), ``source_waves`` (B, N, samples) → :class:`Spectra`."""
     mix_mag = warp(stft(mix_wave).abs()[:, None])

@@ -33,9 +33,9 @@ from pipeline.audio import CLIP_SAMPLES, SAMPLE_RATE, write_pcm16
 from pipeline.clips import encode_crop, frame_slice, to_pcm
 from pipeline.config import Config
 from pipeline.errors import UserError
-from pipeline.mixing import istft, masks_from_logits, stft
+from pipeline.mixing import istft, masks_from_logits, model_input, stft
 from pipeline.models.separators import is_permutation_invariant
-from pipeline.models.spectral import log_magnitude, unwarp, warp
+from pipeline.models.spectral import unwarp
 from pipeline.pose import layout
 from pipeline.pose.backends import OpenPoseJSON
 from pipeline.pose.tracking import track
@@ -150,7 +150,7 @@ def run_separate(
         x = torch.from_numpy(wave)[None]
         with torch.no_grad():
             spec = stft(x)
-            logits = model(log_magnitude(warp(spec.abs()[:, None])), kp, cr)[0]
+            logits = model(model_input(spec), kp, cr)[0]
             linear = consistent_masks(unwarp(masks_from_logits(logits, mask_kind)[:, None])[:, 0])
             tracks[:, s : s + CLIP_SAMPLES] = istft(spec * linear, CLIP_SAMPLES).numpy()
     tracks = tracks[:, : len(mix)]
