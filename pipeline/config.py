@@ -98,8 +98,10 @@ class TrainConfig:
     gpus_per_worker: float  # 0: CPU and gloo; >0: CUDA, NCCL and mixed precision
     unet_depth: int
     unet_base: int
+    unet_time_levels: int  # levels that halve time (0: all, the square U-Net); fewer keep time at the bottleneck
     gcn_channels: tuple[int, ...]
     gcn_strides: tuple[int, ...]
+    fusion_time_bias: bool  # music_gesture: attention prefers the motion at the same time (not in the paper)
     appearance_dim: int
     appearance_weights: str  # optional torchvision ResNet-18 state dict (path)
     crop_size: int  # crops are resized to this for the appearance encoder

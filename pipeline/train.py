@@ -163,11 +163,12 @@ def model_config(tc: TrainConfig) -> ModelConfig:
     """The separator a training config asks for."""
     return ModelConfig(
         name=tc.model,
-        unet=UNetConfig(depth=tc.unet_depth, base=tc.unet_base),
+        unet=UNetConfig(depth=tc.unet_depth, base=tc.unet_base, time_levels=tc.unet_time_levels),
         gcn=GCNConfig(channels=tc.gcn_channels, strides=tc.gcn_strides),
         appearance_dim=tc.appearance_dim,
         appearance_weights=tc.appearance_weights,
         max_sources=max(tc.sources),
+        time_bias=tc.fusion_time_bias,
     )
 
 

@@ -86,6 +86,39 @@ def test_unet_and_appearance_shapes():
     assert enc(torch.rand(2, 3, 64, 64)).shape == (2, 12)
 
 
+def test_unet_can_keep_time_at_the_bottleneck():
+    unet = AudioUNet(UNetConfig(depth=7, base=4, time_levels=3), out_channels=1)
+    x = torch.randn(1, 1, 256, 256)
+    z, skips = unet.encode(x)
+    assert z.shape == (1, 32, 2, 32)  # frequency halved 7 times, time 3 times
+    assert [s.shape[-1] for s in skips] == [128, 64, 32, 32, 32, 32]
+    assert unet.decode(z, skips).shape == (1, 1, 256, 256)
+    # a bottleneck step only sees its own stretch of time: changing the last second leaves early steps alone
+    x2 = x.clone()
+    x2[..., 212:] += 5.0
+    z2, _ = unet.eval().encode(x2)
+    z1, _ = unet.encode(x)
+    changed = (z2 - z1).abs().amax(dim=(0, 1, 2)) > 1e-6
+    assert not changed[:16].any() and changed[-1]
+
+
+def test_fusion_time_prior_reads_the_motion_at_the_same_time():
+    torch.manual_seed(0)
+    d = AttentionFusion.distance(audio_tokens=8, audio_frames=4, visual_steps=8, device="cpu")
+    assert d.shape == (8, 8) and torch.equal(d[:4], d[4:])  # two frequency rows, same times
+    assert d[0].argmin() in (0, 1) and d[3].argmin() in (6, 7)  # audio step 0 spans visual steps 0-1
+    fusion = AttentionFusion(dim=4, time_bias=True)
+    with torch.no_grad():
+        fusion.slope.fill_(20.0)  # a sharp prior
+    a = torch.zeros(1, 4, 4)
+    v = torch.eye(4)[None].repeat_interleave(2, dim=1)  # visual step 2k and 2k+1 carry one-hot k
+    h = torch.softmax(-torch.nn.functional.softplus(fusion.slope) * d[:4][None], -1) @ v + a
+    assert torch.allclose(h[0], torch.eye(4), atol=1e-3)  # each audio step reads its own time
+    assert fusion(a, v, audio_frames=4).shape == (1, 4, 4)
+    with pytest.raises(ValueError, match="audio_frames"):
+        fusion(a, v)
+
+
 def test_appearance_weights_from_a_file(tmp_path):
     import torchvision
 

@@ -44,6 +44,7 @@ class ModelConfig:
     appearance_dim: int = 64  # appearance feature (context for the GCN; K for Sound of Pixels)
     appearance_weights: str = ""  # optional torchvision ResNet-18 state dict
     max_sources: int = 3  # audio_only: masks it outputs
+    time_bias: bool = False  # music_gesture: the fusion's attention prefers motion at the same time
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -67,7 +68,7 @@ class MusicGesture(nn.Module):
         self.gcn = ContextGCN(cfg.gcn, context_in=cfg.appearance_dim)
         d = self.unet.bottleneck_channels
         self.to_audio_dim = nn.Linear(self.gcn.out_dim, d)
-        self.fusion = AttentionFusion(d)
+        self.fusion = AttentionFusion(d, time_bias=cfg.time_bias)
 
     def forward(self, mix_logmag: torch.Tensor, keypoints: torch.Tensor, crops: torch.Tensor) -> torch.Tensor:
         B, N = keypoints.shape[:2]
@@ -76,7 +77,7 @@ class MusicGesture(nn.Module):
         context = self.appearance(crops.flatten(0, 1))  # (B*N, appearance_dim)
         motion = self.to_audio_dim(self.gcn(normalize_keypoints(keypoints.flatten(0, 1)), context))  # (B*N, T', C)
         a = z.flatten(2).transpose(1, 2).repeat_interleave(N, dim=0)  # (B*N, h*w, C)
-        fused = self.fusion(a, motion).transpose(1, 2).reshape(B * N, C, h, w)
+        fused = self.fusion(a, motion, audio_frames=w).transpose(1, 2).reshape(B * N, C, h, w)
         out = self.unet.decode(fused, [s.repeat_interleave(N, dim=0) for s in skips])
         return out.reshape(B, N, *out.shape[-2:])
 

@@ -15,11 +15,21 @@ from torch import nn
 
 @dataclass(frozen=True)
 class UNetConfig:
-    """Levels, width of the first level, and the widest a level gets (as a multiple)."""
+    """Levels, width of the first level, the widest a level gets (as a multiple), and how
+    many of the levels halve time (0: all of them, Sound of Pixels' square U-Net).
+
+    With ``time_levels`` < ``depth`` the deeper levels halve frequency only, so the
+    bottleneck keeps a time axis fine enough to line up with the motion (e.g. 7 levels,
+    3 halving time: 256 x 256 → 2 x 32, one step per 0.19 s).
+    """
 
     depth: int = 7
     base: int = 64
     max_mult: int = 8
+    time_levels: int = 0
+
+    def halves_time(self, level: int) -> bool:
+        return self.time_levels <= 0 or level < self.time_levels
 
 
 def _widths(cfg: UNetConfig) -> list[int]:
@@ -27,10 +37,10 @@ def _widths(cfg: UNetConfig) -> list[int]:
 
 
 class AudioUNet(nn.Module):
-    """``encode(x)``: (batch, 1, F, T) → bottleneck (batch, C, F/2^depth, T/2^depth), skips.
+    """``encode(x)``: (batch, 1, F, T) → bottleneck (batch, C, F/2^depth, T/2^time_levels), skips.
 
-    ``decode(z, skips)`` → (batch, out_channels, F, T). F and T must be divisible
-    by ``2 ** depth`` (256 x 256 with the default 7 levels).
+    ``decode(z, skips)`` → (batch, out_channels, F, T). F must be divisible by
+    ``2 ** depth`` and T by ``2 ** time_levels`` (256 x 256 with the default 7 levels).
     """
 
     def __init__(self, cfg: UNetConfig, out_channels: int) -> None:
@@ -40,7 +50,11 @@ class AudioUNet(nn.Module):
         self.down = nn.ModuleList()
         c_in = 1
         for i, c in enumerate(widths):
-            layers: list[nn.Module] = [nn.Conv2d(c_in, c, 4, 2, 1, bias=False)]
+            if cfg.halves_time(i):
+                conv = nn.Conv2d(c_in, c, 4, 2, 1, bias=False)
+            else:  # frequency only
+                conv = nn.Conv2d(c_in, c, (4, 3), (2, 1), (1, 1), bias=False)
+            layers: list[nn.Module] = [conv]
             if 0 < i < cfg.depth - 1:
                 layers.append(nn.BatchNorm2d(c))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
@@ -51,7 +65,7 @@ class AudioUNet(nn.Module):
             c_from = widths[i] if i == cfg.depth - 1 else 2 * widths[i]  # skip concatenated below the bottom
             c_to = widths[i - 1] if i > 0 else out_channels
             layers = [
-                nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True),
+                nn.Upsample(scale_factor=(2, 2 if cfg.halves_time(i) else 1), mode="bilinear", align_corners=True),
                 nn.Conv2d(c_from, c_to, 3, 1, 1),
             ]
             if i > 0:
