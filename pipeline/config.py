@@ -101,6 +101,9 @@ class TrainConfig:
     unet_time_levels: int  # levels that halve time (0: all, the square U-Net); fewer keep time at the bottleneck
     gcn_channels: tuple[int, ...]
     gcn_strides: tuple[int, ...]
+    input_scale: int  # >1: models see the spectrogram average-pooled by this factor (cheaper; masks upsampled)
+    motion_aux: float  # music_gesture: weight of the auxiliary loss (motion predicts its own sound's envelope)
+    motion_bands: int  # frequency bands of that envelope
     fusion_time_bias: bool  # music_gesture: attention prefers the motion at the same time (not in the paper)
     appearance_dim: int
     appearance_weights: str  # optional torchvision ResNet-18 state dict (path)

@@ -161,3 +161,25 @@ def quick_sdr(estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     num = reference.pow(2).sum(-1)
     den = (reference - estimate).pow(2).sum(-1)
     return 10 * torch.log10((num + 1e-8) / (den + 1e-8))
+
+
+def band_envelopes(source_mag: torch.Tensor, steps: int, bands: int) -> torch.Tensor:
+    """What each source's motion should tell: log energy in ``bands`` frequency bands over ``steps`` times.
+
+    ``source_mag`` (B, N, 256, T) warped magnitudes → (B, N, steps, bands), each
+    band's mean over the clip removed (the changes matter, not the level).
+    """
+    B, N, F_, T = source_mag.shape
+    pooled = F.adaptive_avg_pool2d(source_mag.flatten(0, 1), (bands, steps))  # (B*N, bands, steps)
+    env = torch.log(pooled + 1e-3).reshape(B, N, bands, steps).transpose(2, 3)
+    return env - env.mean(dim=2, keepdim=True)
+
+
+def motion_loss(prediction: torch.Tensor, spectra: Spectra) -> torch.Tensor:
+    """Auxiliary loss: the motion branch predicts its own source's band envelopes (B, N, steps, bands).
+
+    Mean squared error after removing each band's clip mean from the prediction too.
+    """
+    target = band_envelopes(spectra.source_mag, prediction.shape[2], prediction.shape[3])
+    prediction = prediction - prediction.mean(dim=2, keepdim=True)
+    return (prediction - target[:, : prediction.shape[1]]).pow(2).mean()

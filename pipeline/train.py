@@ -40,7 +40,15 @@ from pipeline import __version__, shards
 from pipeline.config import Config, TrainConfig, config_to_dict
 from pipeline.errors import UserError
 from pipeline.instruments import CODES
-from pipeline.mixing import group_sources, mask_loss, masks_from_logits, quick_sdr, separate, spectrograms
+from pipeline.mixing import (
+    group_sources,
+    mask_loss,
+    masks_from_logits,
+    motion_loss,
+    quick_sdr,
+    separate,
+    spectrograms,
+)
 from pipeline.models.gcn import GCNConfig
 from pipeline.models.separators import MODELS, ModelConfig, build_model
 from pipeline.models.unet import UNetConfig
@@ -169,6 +177,8 @@ def model_config(tc: TrainConfig) -> ModelConfig:
         appearance_weights=tc.appearance_weights,
         max_sources=max(tc.sources),
         time_bias=tc.fusion_time_bias,
+        input_scale=tc.input_scale,
+        motion_bands=tc.motion_bands if tc.motion_aux > 0 else 0,
     )
 
 
@@ -286,7 +296,11 @@ def _step_loss(model, batch, tc: TrainConfig, gen, device, permutation_invariant
     spectra = spectrograms(mix, parts)
     crops = crops.float().permute(0, 1, 4, 2, 3) / 255.0
     logits = model(spectra.mix_logmag, keypoints.float(), crops)
-    return mask_loss(logits, spectra, tc.mask, permutation_invariant)
+    loss = mask_loss(logits, spectra, tc.mask, permutation_invariant)
+    raw = model.module if hasattr(model, "module") else model
+    if tc.motion_aux > 0 and getattr(raw, "motion_prediction", None) is not None:
+        loss = loss + tc.motion_aux * motion_loss(raw.motion_prediction, spectra)
+    return loss
 
 
 def _probe_loss(model, batch, tc: TrainConfig, device, permutation_invariant: bool) -> float:

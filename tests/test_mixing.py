@@ -6,9 +6,11 @@ import torch
 
 from pipeline import audio
 from pipeline.mixing import (
+    band_envelopes,
     group_sources,
     istft,
     mask_loss,
+    motion_loss,
     quick_sdr,
     separate,
     spectrograms,
@@ -71,3 +73,18 @@ def test_loss_prefers_the_right_masks_and_pit_finds_the_order():
     assert mask_loss(extra, spectra, "binary", permutation_invariant=True) == pytest.approx(
         mask_loss(good, spectra, "binary").item(), rel=1e-5
     )
+
+
+def test_band_envelopes_follow_when_and_where_a_source_sounds():
+    t = torch.arange(audio.CLIP_SAMPLES) / audio.SAMPLE_RATE
+    low = 0.3 * torch.sin(2 * np.pi * 110 * t) * (t < 3.0)  # low tone, first half only
+    high = 0.3 * torch.sin(2 * np.pi * 3000 * t) * (t >= 3.0)  # high tone, second half only
+    sources = torch.stack([low, high])[None]
+    spectra = spectrograms(sources.sum(dim=1), sources)
+    env = band_envelopes(spectra.source_mag, steps=8, bands=4)
+    assert env.shape == (1, 2, 8, 4)
+    assert torch.allclose(env.mean(dim=2), torch.zeros(1, 2, 4), atol=1e-5)  # only the changes
+    assert env[0, 0, :3, 1].mean() > env[0, 0, 5:, 1].mean() + 3  # low tone's band: loud early
+    assert env[0, 1, 5:, 3].mean() > env[0, 1, :3, 3].mean() + 3  # high tone's band: loud late
+    assert motion_loss(env + 5.0, spectra) < 1e-8  # a constant offset per band costs nothing
+    assert motion_loss(env.flip(1), spectra) > 1.0  # the other person's envelope does

@@ -119,6 +119,18 @@ def test_fusion_time_prior_reads_the_motion_at_the_same_time():
         fusion(a, v)
 
 
+@pytest.mark.parametrize("name", MODELS)
+def test_models_on_a_coarser_spectrogram(name):
+    cfg = ModelConfig(**{**SMALL.__dict__, "name": name, "input_scale": 2, "motion_bands": 6})
+    model = build_model(cfg)
+    out = model(torch.randn(2, 1, 256, 256), torch.rand(2, 2, 48, 61, 3) * 300, torch.rand(2, 2, 3, 64, 64))
+    assert out.shape[-2:] == (256, 256)  # masks come back at the spectrogram's size
+    if name == "music_gesture":  # the motion head: one envelope per person and motion step
+        assert model.motion_prediction.shape == (2, 2, 12, 6)
+        (out.mean() + model.motion_prediction.pow(2).mean()).backward()
+        assert model.motion_head.weight.grad.abs().sum() > 0
+
+
 def test_appearance_weights_from_a_file(tmp_path):
     import torchvision
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from pipeline.models.appearance import AppearanceEncoder
@@ -45,6 +46,8 @@ class ModelConfig:
     appearance_weights: str = ""  # optional torchvision ResNet-18 state dict
     max_sources: int = 3  # audio_only: masks it outputs
     time_bias: bool = False  # music_gesture: the fusion's attention prefers motion at the same time
+    motion_bands: int = 0  # music_gesture: >0 adds a head predicting the person's sound envelope in this many bands
+    input_scale: int = 1  # >1: the network sees the spectrogram average-pooled by this factor (masks upsampled)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -69,17 +72,22 @@ class MusicGesture(nn.Module):
         d = self.unet.bottleneck_channels
         self.to_audio_dim = nn.Linear(self.gcn.out_dim, d)
         self.fusion = AttentionFusion(d, time_bias=cfg.time_bias)
+        self.scale = cfg.input_scale
+        self.motion_head = nn.Linear(d, cfg.motion_bands) if cfg.motion_bands > 0 else None
+        self.motion_prediction: torch.Tensor | None = None  # (B, N, T', bands) from the last forward
 
     def forward(self, mix_logmag: torch.Tensor, keypoints: torch.Tensor, crops: torch.Tensor) -> torch.Tensor:
         B, N = keypoints.shape[:2]
-        z, skips = self.unet.encode(mix_logmag)
+        z, skips = self.unet.encode(_coarse(mix_logmag, self.scale))
         _, C, h, w = z.shape
         context = self.appearance(crops.flatten(0, 1))  # (B*N, appearance_dim)
         motion = self.to_audio_dim(self.gcn(normalize_keypoints(keypoints.flatten(0, 1)), context))  # (B*N, T', C)
+        if self.motion_head is not None:
+            self.motion_prediction = self.motion_head(motion).reshape(B, N, *motion.shape[1:2], -1)
         a = z.flatten(2).transpose(1, 2).repeat_interleave(N, dim=0)  # (B*N, h*w, C)
         fused = self.fusion(a, motion, audio_frames=w).transpose(1, 2).reshape(B * N, C, h, w)
         out = self.unet.decode(fused, [s.repeat_interleave(N, dim=0) for s in skips])
-        return out.reshape(B, N, *out.shape[-2:])
+        return _fine(out.reshape(B, N, *out.shape[-2:]), self.scale)
 
 
 class SoundOfPixels(nn.Module):
@@ -91,12 +99,13 @@ class SoundOfPixels(nn.Module):
         self.appearance = AppearanceEncoder(cfg.appearance_dim, cfg.appearance_weights)
         self.scale = nn.Parameter(torch.ones(cfg.appearance_dim))
         self.bias = nn.Parameter(torch.zeros(1))
+        self.scale_factor = cfg.input_scale
 
     def forward(self, mix_logmag: torch.Tensor, keypoints: torch.Tensor, crops: torch.Tensor) -> torch.Tensor:
         B, N = crops.shape[:2]
-        feats = self.unet(mix_logmag)  # (B, K, F, T)
+        feats = self.unet(_coarse(mix_logmag, self.scale_factor))  # (B, K, F, T)
         v = torch.sigmoid(self.appearance(crops.flatten(0, 1))).reshape(B, N, -1) * self.scale
-        return torch.einsum("bnk,bkft->bnft", v, feats) + self.bias
+        return _fine(torch.einsum("bnk,bkft->bnft", v, feats) + self.bias, self.scale_factor)
 
 
 class AudioOnly(nn.Module):
@@ -107,9 +116,20 @@ class AudioOnly(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.unet = AudioUNet(cfg.unet, out_channels=cfg.max_sources)
+        self.scale = cfg.input_scale
 
     def forward(self, mix_logmag: torch.Tensor, keypoints: torch.Tensor, crops: torch.Tensor) -> torch.Tensor:
-        return self.unet(mix_logmag)
+        return _fine(self.unet(_coarse(mix_logmag, self.scale)), self.scale)
+
+
+def _coarse(x: torch.Tensor, scale: int) -> torch.Tensor:
+    """The mixture as the network sees it: average-pooled by ``scale`` in frequency and time."""
+    return F.avg_pool2d(x, scale) if scale > 1 else x
+
+
+def _fine(logits: torch.Tensor, scale: int) -> torch.Tensor:
+    """Mask logits back at the spectrogram's size (bilinear)."""
+    return F.interpolate(logits, scale_factor=scale, mode="bilinear", align_corners=False) if scale > 1 else logits
 
 
 _CLASSES = {"music_gesture": MusicGesture, "sound_of_pixels": SoundOfPixels, "audio_only": AudioOnly}
