@@ -169,6 +169,11 @@ def with_overrides(config: Config, overrides: typing.Sequence[str]) -> Config:
     return _build(Config, data, "")
 
 
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """The inverse of :func:`config_to_dict` (type-checked), e.g. to hand a config to a child process."""
+    return _build(Config, data, "")
+
+
 def config_to_dict(config: Any) -> dict[str, Any]:
     """Plain nested dict of a config dataclass (tuples become lists, as in YAML)."""
     return _plain(dataclasses.asdict(config))

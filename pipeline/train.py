@@ -228,7 +228,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         t0 = time.perf_counter()
         model.train()
         gen = torch.Generator().manual_seed(tc.seed * 1000 + epoch * 10 + rank)
-        losses, seen = [], []
+        losses, seen, step_times = [], [], []
         # pairing rules need a choice of sources: draw twice as many as one step mixes
         draw = 1 if tc.pairing == "any" else 2
         batch_rows = tc.batch_size * max(tc.sources) * draw if tc.objective == "mix" else tc.batch_size
@@ -242,6 +242,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             seen += batch["clip"].tolist()
             if probe is None and rank == 0:
                 probe = (batch, _probe_loss(model, batch, tc, device, permutation_invariant))
+            t_step = time.perf_counter()
             with torch.autocast(device.type, enabled=use_amp):
                 loss = _step_loss(model, batch, tc, gen, device, permutation_invariant)
             optimizer.zero_grad(set_to_none=True)
@@ -249,12 +250,14 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             scaler.step(optimizer)
             scaler.update()
             losses.append(float(loss.detach()))
+            step_times.append(time.perf_counter() - t_step)
             step += 1
         scheduler.step()
         val_sdr = _validate(model, val_shard, tc, device, permutation_invariant, world)
         loss_mean = _mean_over_workers(losses, device, world)
         metrics = {"epoch": epoch, "step": step, "loss": loss_mean, "val_sdr": val_sdr,
-                   "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - t0}  # fmt: skip
+                   "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - t0,
+                   "step_seconds": float(np.median(step_times)) if step_times else float("nan")}  # fmt: skip
         if probe is not None:
             metrics |= {"probe_loss_start": probe[1], "probe_loss": _probe_loss(model, probe[0], tc, device,
                                                                                 permutation_invariant)}  # fmt: skip
@@ -386,7 +389,8 @@ def _write_logs(out_dir: Path, history: list[dict]) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(history[0]))
+    # every key any epoch has (a run resumed from an older version's checkpoint gains columns)
+    writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for h in history for k in h)), restval="")
     writer.writeheader()
     writer.writerows(history)
     (out_dir / "metrics.csv").write_text(buf.getvalue())

@@ -63,6 +63,11 @@ def test_from_coco_wholebody_and_mediapipe_agree_on_sides():
     b = layout.from_mediapipe(pose, left, None)
     assert np.allclose(a[: len(layout.BODY)], b[: len(layout.BODY)])
     assert np.allclose(a[layout.LEFT_HAND][0], b[layout.LEFT_HAND][0]) and (b[layout.RIGHT_HAND] == 0).all()
+    body_only = layout.from_coco_wholebody(whole[:17])  # a COCO body model (e.g. RTMPose-t): no hands
+    assert np.array_equal(body_only[: len(layout.BODY)], a[: len(layout.BODY)])
+    assert (body_only[len(layout.BODY) :] == 0).all()
+    with pytest.raises(ValueError, match="got 25"):
+        layout.from_coco_wholebody(whole[:25])
 
 
 def test_real_openpose_people_map_into_the_layout():

@@ -98,7 +98,12 @@ def from_coco_wholebody(kp: np.ndarray) -> np.ndarray:
     """COCO-WholeBody keypoints ``(133, 3)`` (mmpose's whole-body models) → ``(61, 3)``.
 
     Its layout: 17 body, 6 feet, 68 face, then 21 left-hand and 21 right-hand joints.
+    A body-only COCO model's ``(17, 3)`` is taken too: its hands are then missing.
     """
+    if kp.shape[0] not in (17, 133):
+        raise ValueError(f"expected COCO (17) or COCO-WholeBody (133) keypoints, got {kp.shape[0]}")
+    if kp.shape[0] == 17:
+        kp = np.concatenate([kp, np.zeros((133 - 17, kp.shape[1]), kp.dtype)])
     out = empty()[0]
     for name, i in _COCO17.items():
         out[INDEX[name]] = kp[i]
