@@ -178,7 +178,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("runs/demo"), metavar="DIR", help="run folder (default: runs/demo)")
     _config_args(p, default_preset="demo")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "bench",
+        help="each stage against its floor (preprocess, layout, pose, loader, DDP, evaluation, memory)",
+        description="Measure every stage next to its floor in one run on the same generated inputs: "
+        "preprocessing vs decoding, vs Sound of Pixels' JPEG+wav layout (time and bytes), pose throughput per "
+        "backend and batch size, the Ray Data loader vs memory, Ray Train DDP vs plain torch DDP, evaluation on "
+        "1 vs 2 CPUs, peak memory on a 10 s vs 60 s video; plus the quality table. Prints one table (min / "
+        "median / max over repeats, targets met or not), writes OUT/bench.json and the bench section of "
+        "BENCHMARKS.md. --quick: small inputs, a few minutes (checks the command, not the targets).",
+    )
+    p.add_argument("--quick", action="store_true", help="small inputs, one repeat (a few minutes)")
+    p.add_argument("--out", type=Path, default=Path("runs/bench"), metavar="DIR",
+                   help="inputs and bench.json (default: runs/bench; generated videos are reused)")  # fmt: skip
+    p.add_argument("--repeats", type=int, help="repeats per figure (default: 3, --quick 1)")
+    p.add_argument("--videos", type=Path, metavar="DIR",
+                   help="read this generated benchmark (`synth`) instead of generating one into OUT/videos")  # fmt: skip
+    p.add_argument("--benchmarks-md", type=Path, metavar="FILE",
+                   help="the Markdown file whose bench section is rewritten (default: BENCHMARKS.md; "
+                   "--quick writes it only when given)")  # fmt: skip
+    p.add_argument("--only", nargs="+", metavar="SECTION", help="run only these sections (of: %(default)s)",
+                   default=None)  # fmt: skip
+    p.set_defaults(func=cmd_bench)
     return parser
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """``bench``: one table of every stage against its floor."""
+    from pipeline.bench import SECTIONS, run_bench, table
+
+    if args.only and set(args.only) - set(SECTIONS):
+        raise UserError(f"--only: unknown section(s) {sorted(set(args.only) - set(SECTIONS))}; "
+                        f"choose from {', '.join(SECTIONS)}")  # fmt: skip
+    command = "python -m pipeline bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else ""
+    result = run_bench(args.out, quick=args.quick, repeats=args.repeats, benchmarks_md=args.benchmarks_md,
+                       only=args.only, command=command.strip(), videos=args.videos)  # fmt: skip
+    print(table(result.rows))
+    print(f"\nbench done in {result.seconds:.0f} s: {args.out / 'bench.json'}")
+    return 0
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
