@@ -194,7 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="inputs and bench.json (default: runs/bench; generated videos are reused)")  # fmt: skip
     p.add_argument("--repeats", type=int, help="repeats per figure (default: 3, --quick 1)")
     p.add_argument("--videos", type=Path, metavar="DIR",
-                   help="read this generated benchmark (`synth`) instead of generating one into OUT/videos")  # fmt: skip
+                   help="read this generated benchmark (`synth`) instead of generating one into "
+                   "OUT/videos")  # fmt: skip
     p.add_argument("--benchmarks-md", type=Path, metavar="FILE",
                    help="the Markdown file whose bench section is rewritten (default: BENCHMARKS.md; "
                    "--quick writes it only when given)")  # fmt: skip
