@@ -193,6 +193,45 @@ def decode_floor(root: Path, config: Config, workers: int) -> float:
         return time.perf_counter() - t0
 
 
+def _stages_one(args: tuple[dict, str, str, object]) -> int:
+    """Preprocessing's own work on one video without Ray: ``estimate_item`` + ``build_item``; returns clips."""
+    from pipeline.preprocess import build_item, estimate_item
+    from pipeline.sources import Item
+
+    row, root, out, cfg = args
+    result = build_item(estimate_item(Item.from_row(row), root, cfg, {}), root, out, cfg)
+    if result["error"]:
+        raise RuntimeError(f"{row['video']}: {result['error']}")
+    return result["clips"]
+
+
+def stage_work(root: Path, config: Config, out: Path, workers: int) -> float:
+    """Seconds for the preprocessing functions alone on every video (a process pool, no Ray Data)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    jobs = [(item.to_row(), str(root), str(out), config.preprocess) for item in _items(root)]
+    with ProcessPoolExecutor(workers) as pool:
+        t0 = time.perf_counter()
+        list(pool.map(_stages_one, jobs))
+        return time.perf_counter() - t0
+
+
+def shard_bytes_by_column(folder: Path) -> dict[str, int]:
+    """Compressed bytes of each column over every shard under ``folder`` (from the Parquet footers)."""
+    import pyarrow.parquet as pq
+
+    sizes: dict[str, int] = {}
+    for f in folder.rglob("*.parquet"):
+        meta = pq.ParquetFile(f).metadata
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            for c in range(group.num_columns):
+                col = group.column(c)
+                name = col.path_in_schema.split(".")[0]
+                sizes[name] = sizes.get(name, 0) + col.total_compressed_size
+    return sizes
+
+
 def sop_layout(root: Path, dest: Path, workers: int) -> tuple[float, int]:
     """Sound of Pixels' preprocessing: JPEG frames at 8 fps + 11025 Hz mono wav per video (ffmpeg CLI).
 
@@ -227,7 +266,8 @@ def bench_preprocess(root: Path, config: Config, work: Path, plan: Plan) -> tupl
     from pipeline.preprocess import run_preprocess
 
     workers = os.cpu_count() or 1
-    ours, floor, theirs, ours_bytes, their_bytes = [], [], [], [], []
+    ours, floor, bare, theirs, ours_bytes, their_bytes = [], [], [], [], [], []
+    columns: dict[str, list[float]] = {"spectrograms": [], "waves": [], "keypoints, crops, ids": []}
     for r in range(plan.repeats):
         _say(f"preprocess vs floor vs SoP layout, repeat {r + 1}/{plan.repeats}")
         out = work / f"shards-{r}"
@@ -236,7 +276,15 @@ def bench_preprocess(root: Path, config: Config, work: Path, plan: Plan) -> tupl
             raise RuntimeError(f"preprocessing the bench videos failed: see {summary.version_dir}/errors")
         ours.append(seconds)
         ours_bytes.append(_folder_bytes(Path(summary.version_dir) / "."))
+        by_column = shard_bytes_by_column(Path(summary.version_dir))
+        groups = {"spectrograms": ("mix_mag", "stem_mag"), "waves": ("mix_wave", "stem_wave")}
+        for name, cols in groups.items():
+            columns[name].append(sum(by_column.get(c, 0) for c in cols) / 1e6)
+        columns["keypoints, crops, ids"].append(sum(by_column.values()) / 1e6 - columns["spectrograms"][-1]
+                                                - columns["waves"][-1])  # fmt: skip
         floor.append(decode_floor(root, config, workers))
+        bare.append(stage_work(root, config, work / f"bare-{r}", workers))
+        shutil.rmtree(work / f"bare-{r}", ignore_errors=True)
         t, b = sop_layout(root, work / f"sop-{r}", workers)
         theirs.append(t)
         their_bytes.append(b)
@@ -254,11 +302,36 @@ def bench_preprocess(root: Path, config: Config, work: Path, plan: Plan) -> tupl
             "<= 1.5",
             "Ray start-up is excluded (Ray runs already); Ray Data scheduling is included",
         ),
+        Row(
+            "preprocess",
+            "the same stage functions without Ray (process pool)",
+            bare,
+            "s",
+            note="estimate_item + build_item per video in as many processes as the floor: the code's own cost",
+        ),
+        Row(
+            "preprocess",
+            "stages without Ray / floor",
+            [a / b for a, b in zip(bare, floor)],
+            "ratio",
+            note="with OpenPose JSON only key frames are decoded, so this can be below 1",
+        ),
+        Row(
+            "preprocess",
+            "Ray Data's share of preprocess time",
+            [1 - b / a for a, b in zip(ours, bare)],
+            "fraction",
+            note="(preprocess - stages without Ray) / preprocess: actor and task start, scheduling, object transfers",
+        ),
         Row("layout", "SoP layout (ffmpeg JPEG 8 fps + 11025 Hz wav)", theirs, "s"),
         Row("layout", "preprocess / SoP layout time", [a / b for a, b in zip(ours, theirs)], "ratio"),
         Row("layout", "our shards", [b / 1e6 for b in ours_bytes], "MB"),
         Row("layout", "SoP layout", [b / 1e6 for b in their_bytes], "MB"),
         Row("layout", "our bytes / SoP bytes", [a / b for a, b in zip(ours_bytes, their_bytes)], "ratio", "<= 1.0"),
+        *[
+            Row("layout", f"our shards: {name}", values, "MB", note="compressed bytes of these columns")
+            for name, values in columns.items()
+        ],  # fmt: skip
     ]
     return rows, ours_bytes
 
