@@ -1,0 +1,130 @@
+#!/usr/bin/env python
+"""Compare training recipes quickly: train one separator in this process (no Ray), score val duets.
+
+A research aid, not part of the pipeline: it reuses the trainer's own loss
+(``pipeline.train._step_loss``) and data rows (``source_rows``) and the
+evaluation's mixture plan, but trains on one process with all threads, so a
+recipe can be tried in minutes on a laptop before a full ``python -m pipeline
+run``. It prints the mean quick SDR (dB) on the validation split's homo and
+hetero duets every ``--every`` steps (audio-only with its best assignment).
+
+    .venv/bin/python scripts/recipe_probe.py runs/demo/shards --steps 300 \\
+        --set train.model=music_gesture --set train.input_scale=2
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+
+from pipeline import shards
+from pipeline.config import EvaluateConfig, load_config
+from pipeline.evaluate import list_split, load_inputs, plan_mixtures
+from pipeline.mixing import masks_from_logits, model_input, quick_sdr, separate, stft
+from pipeline.models.separators import build_model
+from pipeline.train import _best_perm, _step_loss, decode_crop, find_version, model_config, source_rows
+
+COLUMNS = ["clip_id", "num_sources", "instruments", "has_stems", "mix_wave", "stem_wave", "keypoints", "crops"]
+
+
+def load_sources(version: Path, split: str, crop_size: int) -> dict[str, torch.Tensor]:
+    """Every single source of a split, in memory, as the trainer's rows."""
+    parts = []
+    for f in sorted((version / f"split={split}").glob("*.parquet")):
+        table = pq.read_table(f, columns=COLUMNS)
+        batch = {c: shards.read_column(table, c) if shards.COLUMN[c].shape else np.asarray(table[c].to_pylist(), object)
+                 for c in COLUMNS}  # fmt: skip
+        parts.append(source_rows(batch, crop_size))
+    return {k: torch.from_numpy(np.concatenate([p[k] for p in parts])) for k in parts[0]}
+
+
+def val_duets(version: Path, split: str, count: int, evaluate: EvaluateConfig) -> dict[str, list[dict]]:
+    """Fixed homo and hetero duets of the split (the evaluation's own plan)."""
+    sources, _ = list_split(version, split)
+    cfg = dataclasses.replace(evaluate, sources=(2,), mixtures_per_group=count, seed=0)
+    plan = [m for m in plan_mixtures(sources, [], cfg) if m["kind"] == "mix"]
+    return {
+        kind: load_inputs(version, split, [m for m in plan if m["homo"] == (kind == "homo")])
+        for kind in ("homo", "hetero")
+    }
+
+
+@torch.no_grad()
+def score(model, inputs: list[dict], crop_size: int, mask: str, oracle: bool) -> float:
+    """Mean quick SDR over the sources of these mixtures (NaN when there are none)."""
+    if not inputs:
+        return float("nan")
+    model.eval()
+    mix = torch.from_numpy(np.stack([x["mix"] for x in inputs]))
+    refs = torch.from_numpy(np.stack([x["refs"] for x in inputs]))
+    kp = torch.from_numpy(np.stack([x["keypoints"] for x in inputs]))
+    crops = np.stack([[decode_crop(c, crop_size) for c in x["crops"]] for x in inputs])
+    crops = torch.from_numpy(crops).float().permute(0, 1, 4, 2, 3) / 255.0
+    out = []
+    for i in range(0, len(inputs), 8):
+        logits = model(model_input(stft(mix[i : i + 8])), kp[i : i + 8], crops[i : i + 8])
+        est = separate(mix[i : i + 8], masks_from_logits(logits, mask))
+        sdr = _best_perm(est, refs[i : i + 8]) if oracle else quick_sdr(est[:, : refs.shape[1]], refs[i : i + 8])
+        out.append(sdr.flatten())
+    model.train()
+    return float(torch.cat(out).mean())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("shards")
+    ap.add_argument("--preset", default="demo")
+    ap.add_argument("--set", action="append", default=[], dest="overrides")
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--every", type=int, default=100)
+    ap.add_argument("--duets", type=int, default=24, help="homo and hetero duets each to score")
+    ap.add_argument("--val-split", default="val", help="the split the duets are drawn from")
+    args = ap.parse_args()
+    cfg = load_config(args.preset, overrides=args.overrides)
+    tc = cfg.train
+    torch.manual_seed(tc.seed)
+    version = find_version(args.shards)
+    train = load_sources(version, "train", tc.crop_size)
+    duets = val_duets(version, args.val_split, args.duets, cfg.evaluate)
+    model = build_model(model_config(tc))
+    oracle = bool(getattr(model, "permutation_invariant", False))
+    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=args.steps, pct_start=0.1)
+    gen = torch.Generator().manual_seed(tc.seed)
+    draw = 1 if tc.pairing == "any" else 2
+    rows = tc.batch_size * max(tc.sources) * draw
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"{tc.model}: {n_params / 1e6:.2f} M parameters, {len(train['wave'])} training sources, "
+          f"{len(duets['homo'])} homo / {len(duets['hetero'])} hetero val duets", flush=True)  # fmt: skip
+    for kind, inputs in duets.items():
+        if not inputs:
+            continue
+        mix = torch.from_numpy(np.stack([x["mix"] for x in inputs]))
+        refs = torch.from_numpy(np.stack([x["refs"] for x in inputs]))
+        sdr = float(quick_sdr(mix[:, None].expand_as(refs), refs).mean())
+        print(f"  mixture as the estimate, {kind}: {sdr:.2f} dB")
+    t0, losses = time.perf_counter(), []
+    for step in range(1, args.steps + 1):
+        idx = torch.randperm(len(train["wave"]), generator=gen)[:rows]
+        batch = {k: v[idx] for k, v in train.items()}
+        loss = _step_loss(model, batch, tc, gen, torch.device("cpu"), oracle)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(float(loss.detach()))
+        if step % args.every == 0 or step == args.steps:
+            homo = score(model, duets["homo"], tc.crop_size, tc.mask, oracle)
+            hetero = score(model, duets["hetero"], tc.crop_size, tc.mask, oracle)
+            print(f"step {step:5d}  loss {np.mean(losses[-args.every :]):.4f}  val homo {homo:6.2f} dB  "
+                  f"hetero {hetero:6.2f} dB  {(time.perf_counter() - t0) / step:.2f} s/step", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
