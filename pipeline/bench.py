@@ -497,6 +497,7 @@ def _plain_worker(rank: int, world: int, port: int, shards_dir: str, config_doc:
     import torch
     import torch.distributed as dist
 
+    from pipeline import shards
     from pipeline.models.separators import build_model
     from pipeline.train import _step_loss, model_config, source_rows
 
@@ -506,7 +507,7 @@ def _plain_worker(rank: int, world: int, port: int, shards_dir: str, config_doc:
     dist.init_process_group("gloo", rank=rank, world_size=world)
     tc = config_from_doc(config_doc).train
     files = sorted((Path(shards_dir) / "split=train").glob("*.parquet"))[rank::world]
-    rows = [source_rows(_numpy_columns(pq.read_table(f)), tc.crop_size) for f in files]
+    rows = [source_rows(shards.read_batch(pq.read_table(f)), tc.crop_size) for f in files]
     data = {k: torch.from_numpy(np.concatenate([r[k] for r in rows])) for k in rows[0]}
     torch.manual_seed(tc.seed)
     model = torch.nn.parallel.DistributedDataParallel(build_model(model_config(tc)))
@@ -528,19 +529,6 @@ def _plain_worker(rank: int, world: int, port: int, shards_dir: str, config_doc:
     if rank == 0:
         Path(result_file).write_text(json.dumps({"step_seconds": float(np.median(times[1:] or times)),
                                                  "seconds": time.perf_counter() - t_start}))  # fmt: skip
-
-
-def _numpy_columns(table) -> dict[str, np.ndarray]:
-    """A shard table as Ray Data hands it to ``map_batches``: one numpy array per column."""
-    from pipeline import shards
-
-    out = {}
-    for name in table.column_names:
-        try:
-            out[name] = shards.read_column(table, name)
-        except (TypeError, ValueError, AttributeError, NotImplementedError):  # not a tensor column
-            out[name] = np.asarray(table[name].to_pylist(), dtype=object)
-    return out
 
 
 def plain_ddp(shards_dir: Path, config: Config, steps: int, work: Path) -> tuple[float, float]:
@@ -627,7 +615,7 @@ def bench_ddp(shards_dir: Path, config: Config, plan: Plan, work: Path) -> list[
             plain_whole,
             "s",
             note="process start + data read + as many steps as the Ray Train run took",
-        ),  # fmt: skip
+        ),
         Row("ddp", "whole run: plain / Ray Train", [p / q for p, q in zip(plain_whole, ray_whole)], "ratio", ">= 0.75"),
     ]
 

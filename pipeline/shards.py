@@ -196,3 +196,13 @@ def write_shard(table: pa.Table, path: Path) -> int:
 def read_column(table: pa.Table, name: str) -> np.ndarray:
     """A tensor column as one numpy array ``(rows, *shape)``."""
     return table[name].combine_chunks().to_numpy_ndarray()
+
+
+def read_batch(table: pa.Table) -> dict[str, np.ndarray]:
+    """Every column of ``table`` as Ray Data's numpy batches give it: tensors stacked, others as objects."""
+    return {
+        name: read_column(table, name)
+        if name in COLUMN and COLUMN[name].shape
+        else np.asarray(table[name].to_pylist(), dtype=object)
+        for name in table.column_names
+    }

@@ -38,36 +38,39 @@ def load_sources(version: Path, split: str, crop_size: int) -> dict[str, torch.T
     parts = []
     for f in sorted((version / f"split={split}").glob("*.parquet")):
         table = pq.read_table(f, columns=COLUMNS)
-        batch = {c: shards.read_column(table, c) if shards.COLUMN[c].shape else np.asarray(table[c].to_pylist(), object)
-                 for c in COLUMNS}  # fmt: skip
-        parts.append(source_rows(batch, crop_size))
+        parts.append(source_rows(shards.read_batch(table), crop_size))
     return {k: torch.from_numpy(np.concatenate([p[k] for p in parts])) for k in parts[0]}
 
 
-def val_duets(version: Path, split: str, count: int, evaluate: EvaluateConfig) -> dict[str, list[dict]]:
-    """Fixed homo and hetero duets of the split (the evaluation's own plan)."""
+def val_duets(version: Path, split: str, count: int, evaluate: EvaluateConfig, crop_size: int) -> dict[str, dict]:
+    """Fixed homo and hetero duets of the split (the evaluation's own plan), as model-ready tensors."""
     sources, _ = list_split(version, split)
     cfg = dataclasses.replace(evaluate, sources=(2,), mixtures_per_group=count, seed=0)
     plan = [m for m in plan_mixtures(sources, [], cfg) if m["kind"] == "mix"]
-    return {
-        kind: load_inputs(version, split, [m for m in plan if m["homo"] == (kind == "homo")])
-        for kind in ("homo", "hetero")
-    }
+    duets = {}
+    for kind in ("homo", "hetero"):
+        inputs = load_inputs(version, split, [m for m in plan if m["homo"] == (kind == "homo")])
+        if not inputs:
+            continue
+        crops = np.stack([[decode_crop(c, crop_size) for c in x["crops"]] for x in inputs])
+        duets[kind] = {
+            "mix": torch.from_numpy(np.stack([x["mix"] for x in inputs])),
+            "refs": torch.from_numpy(np.stack([x["refs"] for x in inputs])),
+            "keypoints": torch.from_numpy(np.stack([x["keypoints"] for x in inputs])),
+            "crops": torch.from_numpy(crops).float().permute(0, 1, 4, 2, 3) / 255.0,
+        }
+    return duets
 
 
 @torch.no_grad()
-def score(model, inputs: list[dict], crop_size: int, mask: str, oracle: bool) -> float:
+def score(model, duets: dict | None, mask: str, oracle: bool) -> float:
     """Mean quick SDR over the sources of these mixtures (NaN when there are none)."""
-    if not inputs:
+    if duets is None:
         return float("nan")
     model.eval()
-    mix = torch.from_numpy(np.stack([x["mix"] for x in inputs]))
-    refs = torch.from_numpy(np.stack([x["refs"] for x in inputs]))
-    kp = torch.from_numpy(np.stack([x["keypoints"] for x in inputs]))
-    crops = np.stack([[decode_crop(c, crop_size) for c in x["crops"]] for x in inputs])
-    crops = torch.from_numpy(crops).float().permute(0, 1, 4, 2, 3) / 255.0
+    mix, refs, kp, crops = duets["mix"], duets["refs"], duets["keypoints"], duets["crops"]
     out = []
-    for i in range(0, len(inputs), 8):
+    for i in range(0, len(mix), 8):
         logits = model(model_input(stft(mix[i : i + 8])), kp[i : i + 8], crops[i : i + 8])
         est = separate(mix[i : i + 8], masks_from_logits(logits, mask))
         sdr = _best_perm(est, refs[i : i + 8]) if oracle else quick_sdr(est[:, : refs.shape[1]], refs[i : i + 8])
@@ -91,7 +94,7 @@ def main() -> None:
     torch.manual_seed(tc.seed)
     version = find_version(args.shards)
     train = load_sources(version, "train", tc.crop_size)
-    duets = val_duets(version, args.val_split, args.duets, cfg.evaluate)
+    duets = val_duets(version, args.val_split, args.duets, cfg.evaluate, tc.crop_size)
     model = build_model(model_config(tc))
     oracle = bool(getattr(model, "permutation_invariant", False))
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
@@ -100,14 +103,11 @@ def main() -> None:
     draw = 1 if tc.pairing == "any" else 2
     rows = tc.batch_size * max(tc.sources) * draw
     n_params = sum(p.numel() for p in model.parameters())
+    counts = ", ".join(f"{len(d['mix'])} {kind}" for kind, d in duets.items()) or "no"
     print(f"{tc.model}: {n_params / 1e6:.2f} M parameters, {len(train['wave'])} training sources, "
-          f"{len(duets['homo'])} homo / {len(duets['hetero'])} hetero val duets", flush=True)  # fmt: skip
-    for kind, inputs in duets.items():
-        if not inputs:
-            continue
-        mix = torch.from_numpy(np.stack([x["mix"] for x in inputs]))
-        refs = torch.from_numpy(np.stack([x["refs"] for x in inputs]))
-        sdr = float(quick_sdr(mix[:, None].expand_as(refs), refs).mean())
+          f"{counts} val duets", flush=True)  # fmt: skip
+    for kind, d in duets.items():
+        sdr = float(quick_sdr(d["mix"][:, None].expand_as(d["refs"]), d["refs"]).mean())
         print(f"  mixture as the estimate, {kind}: {sdr:.2f} dB")
     t0, losses = time.perf_counter(), []
     for step in range(1, args.steps + 1):
@@ -120,8 +120,8 @@ def main() -> None:
         sched.step()
         losses.append(float(loss.detach()))
         if step % args.every == 0 or step == args.steps:
-            homo = score(model, duets["homo"], tc.crop_size, tc.mask, oracle)
-            hetero = score(model, duets["hetero"], tc.crop_size, tc.mask, oracle)
+            homo = score(model, duets.get("homo"), tc.mask, oracle)
+            hetero = score(model, duets.get("hetero"), tc.mask, oracle)
             print(f"step {step:5d}  loss {np.mean(losses[-args.every :]):.4f}  val homo {homo:6.2f} dB  "
                   f"hetero {hetero:6.2f} dB  {(time.perf_counter() - t0) / step:.2f} s/step", flush=True)  # fmt: skip
 
