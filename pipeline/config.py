@@ -91,6 +91,7 @@ class TrainConfig:
     batch_size: int  # mixtures per worker per step
     steps_per_epoch: int  # 0: one pass over the worker's data
     shuffle: bool  # shuffle each worker's rows every epoch (off: the same batches in the same order)
+    materialize_gb: float  # decode a split once into Ray's object store when its shards are under this (0: stream)
     lr: float
     weight_decay: float
     workers: int

@@ -62,6 +62,33 @@ CHECKPOINT_FORMAT = "music-gesture-checkpoint/1"
 
 # --- data: shard rows → training rows (plain functions, used by Ray Data) --------------------
 
+# the shard columns training reads (it never reads the spectrogram columns)
+TRAIN_COLUMNS = ["clip_id", "num_sources", "instruments", "has_stems", "mix_wave", "stem_wave", "keypoints", "crops"]
+
+
+def rows_per_step(tc: TrainConfig) -> int:
+    """Rows one worker takes per step: mixtures × sources (twice that when a pairing rule chooses among them)."""
+    if tc.objective != "mix":
+        return tc.batch_size
+    return tc.batch_size * max(tc.sources) * (1 if tc.pairing == "any" else 2)
+
+
+def rows_function(tc: TrainConfig):
+    """Shard batch → training rows for this objective."""
+    return source_rows if tc.objective == "mix" else mixture_rows
+
+
+def rows_in_memory(files: list[Path], tc: TrainConfig) -> dict[str, torch.Tensor]:
+    """Training rows of these shard files as tensors, without Ray (a plain loop, a probe)."""
+    import pyarrow.parquet as pq
+
+    parts = [rows_function(tc)(shards.read_batch(pq.read_table(f, columns=TRAIN_COLUMNS)), tc.crop_size)
+             for f in files]  # fmt: skip
+    parts = [p for p in parts if len(p["clip"])]
+    if not parts:
+        raise UserError(f"no training rows in {len(files)} shard file(s)")
+    return {k: torch.from_numpy(np.concatenate([p[k] for p in parts])) for k in parts[0]}
+
 
 def source_rows(batch: dict[str, np.ndarray], crop_size: int) -> dict[str, np.ndarray]:
     """Clips → one row per (clip, person with a stem): wave, keypoints, crop, instrument id.
@@ -230,8 +257,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         gen = torch.Generator().manual_seed(tc.seed * 1000 + epoch * 10 + rank)
         losses, seen, step_times = [], [], []
         # pairing rules need a choice of sources: draw twice as many as one step mixes
-        draw = 1 if tc.pairing == "any" else 2
-        batch_rows = tc.batch_size * max(tc.sources) * draw if tc.objective == "mix" else tc.batch_size
+        batch_rows = rows_per_step(tc)
         shuffle = (
             {"local_shuffle_buffer_size": 4 * batch_rows, "local_shuffle_seed": tc.seed + epoch} if tc.shuffle else {}
         )
@@ -324,10 +350,13 @@ def _probe_loss(model, batch, tc: TrainConfig, device, permutation_invariant: bo
 def _validate(model, shard, tc: TrainConfig, device, permutation_invariant: bool, world: int) -> float:
     """Mean quick SDR over this worker's share of fixed held-out mixtures, pooled over workers.
 
-    NaN when there is no validation split, or it holds too few sources to mix.
+    NaN when there is no validation split, or it holds too few sources to mix. Runs the bare
+    module, not the DDP wrapper: a worker whose share forms no mixture skips the forward, and
+    DDP's forward would leave the other workers waiting in its buffer broadcast.
     """
     if shard is None:
         return float("nan")
+    model = model.module if hasattr(model, "module") else model
     model.eval()
     gen = torch.Generator().manual_seed(tc.seed + 12345)  # the same mixtures every epoch
     sdrs = []
@@ -457,6 +486,23 @@ def _finished_run(final: Path, config: Config) -> TrainSummary | None:
     )
 
 
+def training_dataset(files: list[Path], tc: TrainConfig):
+    """The Ray dataset of training rows from these shard files.
+
+    Held in the object store (decoded once, every epoch reads memory) when the files are
+    under ``train.materialize_gb`` on disk, else streamed (read and decoded again each epoch).
+    """
+    import ray
+
+    ds = ray.data.read_parquet([str(f) for f in files]).select_columns(TRAIN_COLUMNS)
+    ds = ds.map_batches(rows_function(tc), fn_kwargs={"crop_size": tc.crop_size}, batch_format="numpy")
+    on_disk = sum(f.stat().st_size for f in files)
+    if on_disk <= tc.materialize_gb * 1e9:
+        log.info("decoding %d shard file(s) (%.0f MB) once into memory", len(files), on_disk / 1e6)
+        ds = ds.materialize()
+    return ds
+
+
 def run_train(
     config: Config,
     shards_dir: str,
@@ -495,10 +541,7 @@ def run_train(
                 raise UserError(f"no train shards in {version}")
             log.warning("no validation shards in %s: validation is skipped", version)
             continue
-        columns = ["clip_id", "num_sources", "instruments", "has_stems", "mix_wave", "stem_wave", "keypoints", "crops"]
-        ds = ray.data.read_parquet(str(folder), columns=columns)
-        fn = source_rows if tc.objective == "mix" else mixture_rows
-        datasets[split] = ds.map_batches(fn, fn_kwargs={"crop_size": tc.crop_size}, batch_format="numpy")
+        datasets[split] = training_dataset(sorted(folder.glob("*.parquet")), tc)
     payload = {"train": config_to_dict(config)["train"], "model": model_config(tc).to_dict(), "resume": resume,
                "log_dir": str(run_dir / "logs"), "audit": audit, "has_val": "val" in datasets}  # fmt: skip
     use_gpu = tc.gpus_per_worker > 0

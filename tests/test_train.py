@@ -1,5 +1,6 @@
 """DDP training on Ray Train with two CPU workers: learning, disjoint data, synced weights, resumption."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -7,7 +8,7 @@ import pytest
 import torch
 
 from pipeline.config import load_config
-from pipeline.train import CHECKPOINT_FILE, load_checkpoint, model_from_checkpoint, run_train
+from pipeline.train import CHECKPOINT_FILE, find_version, load_checkpoint, model_from_checkpoint, run_train
 
 FAST = ["train.steps_per_epoch=3", "train.batch_size=2", "train.lr=0.003", "train.sources=[2]"]
 
@@ -104,3 +105,34 @@ def test_rerunning_after_the_driver_stopped_resumes(tiny_shards, tmp_path):
     assert summary.epochs == 2 and summary.steps == 2  # epoch 1 was not trained again
     events = (tmp_path / "music_gesture" / "logs" / "events.jsonl").read_text()
     assert '"after_epoch": 0' in events
+
+
+def test_training_rows_are_the_same_materialized_streamed_and_without_ray(tiny_shards):
+    from ray.data.dataset import MaterializedDataset
+
+    from pipeline.train import rows_in_memory, training_dataset
+
+    _, folder = tiny_shards
+    version = find_version(str(folder))
+    files = sorted((version / "split=train").glob("*.parquet"))
+    tc = load_config("tiny").train
+    held = training_dataset(files, tc)  # the tiny shards are far under train.materialize_gb
+    streamed = training_dataset(files, dataclasses.replace(tc, materialize_gb=0.0))
+    assert isinstance(held, MaterializedDataset) and not isinstance(streamed, MaterializedDataset)
+    plain = rows_in_memory(files, tc)
+    clips = sorted(plain["clip"].tolist())
+    assert len(clips) > 4
+    for ds in (held, streamed):
+        rows = {int(r["clip"]): r for r in ds.take_all()}
+        assert sorted(rows) == clips
+        i = int(torch.argmax(plain["clip"]))
+        assert (rows[int(plain["clip"][i])]["wave"] == plain["wave"][i].numpy()).all()
+
+
+def test_rows_per_step_follow_the_objective_and_pairing():
+    from pipeline.train import rows_per_step
+
+    tc = load_config("tiny", overrides=["train.batch_size=4", "train.sources=[2, 3]"]).train
+    assert rows_per_step(dataclasses.replace(tc, pairing="any")) == 12
+    assert rows_per_step(dataclasses.replace(tc, pairing="mixed")) == 24  # a pairing rule picks among twice as many
+    assert rows_per_step(dataclasses.replace(tc, objective="supervised")) == 4  # one real mixture per row
