@@ -17,6 +17,7 @@ sections, prints one table and writes ``bench.json`` and a section of
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -404,16 +405,12 @@ def bench_pose(config: Config, plan: Plan) -> list[Row]:
 # --- 4: the loader ------------------------------------------------------------------------------
 
 
-def _train_rows_dataset(shards_dir: Path, crop_size: int):
-    import ray
+def _train_rows_dataset(shards_dir: Path, config: Config):
+    """pipeline.train's dataset of training rows, streamed (read and decoded on every pass)."""
+    from pipeline.train import training_dataset
 
-    from pipeline.train import source_rows
-
-    files = sorted(str(p) for p in (shards_dir / "split=train").glob("*.parquet"))
-    # the columns pipeline.train reads (the spectrogram columns are not read for training)
-    columns = ["clip_id", "num_sources", "instruments", "has_stems", "mix_wave", "stem_wave", "keypoints", "crops"]
-    return ray.data.read_parquet(files, columns=columns).map_batches(source_rows, fn_kwargs={"crop_size": crop_size},
-                                                                     batch_format="numpy")  # fmt: skip
+    files = sorted((shards_dir / "split=train").glob("*.parquet"))
+    return training_dataset(files, dataclasses.replace(config.train, materialize_gb=0.0))
 
 
 def bench_loader(shards_dir: Path, config: Config, plan: Plan) -> list[Row]:
@@ -421,10 +418,10 @@ def bench_loader(shards_dir: Path, config: Config, plan: Plan) -> list[Row]:
     import torch
 
     from pipeline.models.separators import build_model
-    from pipeline.train import _step_loss, model_config
+    from pipeline.train import _step_loss, model_config, rows_per_step
 
     tc = config.train
-    rows_per_step = tc.batch_size * max(tc.sources)
+    per_step = rows_per_step(tc)
     model = build_model(model_config(tc))
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr)
     gen = torch.Generator().manual_seed(0)
@@ -436,14 +433,14 @@ def bench_loader(shards_dir: Path, config: Config, plan: Plan) -> list[Row]:
         opt.step()
 
     def loader_pass(ds) -> tuple[float, list]:
-        it = iter(ds.iter_torch_batches(batch_size=rows_per_step, drop_last=True))
+        it = iter(ds.iter_torch_batches(batch_size=per_step, drop_last=True))
         kept = [next(it)]
         step(kept[0])  # warm-up, not timed
         t0 = time.perf_counter()
         for _ in range(plan.loader_steps):
             batch = next(it, None)
             if batch is None:
-                it = iter(ds.iter_torch_batches(batch_size=rows_per_step, drop_last=True))
+                it = iter(ds.iter_torch_batches(batch_size=per_step, drop_last=True))
                 batch = next(it)
             kept.append(batch)
             step(batch)
@@ -452,8 +449,8 @@ def bench_loader(shards_dir: Path, config: Config, plan: Plan) -> list[Row]:
     loader, memory, ratio, cached, cached_ratio, cache_s = [], [], [], [], [], []
     for r in range(plan.repeats):
         _say(f"loader: Ray Data (streaming, then materialized) vs in memory, repeat {r + 1}/{plan.repeats}")
-        sps, batches = loader_pass(_train_rows_dataset(shards_dir, tc.crop_size))
-        seconds, ds = _timed(lambda: _train_rows_dataset(shards_dir, tc.crop_size).materialize())
+        sps, batches = loader_pass(_train_rows_dataset(shards_dir, config))
+        seconds, ds = _timed(lambda: _train_rows_dataset(shards_dir, config).materialize())
         sps_cached, _ = loader_pass(ds)
         del ds
         t0 = time.perf_counter()
@@ -472,7 +469,7 @@ def bench_loader(shards_dir: Path, config: Config, plan: Plan) -> list[Row]:
             "steps/s, Parquet → Ray Data → model",
             loader,
             "steps/s",
-            note="streaming, as pipeline.train reads: each pass over the data starts the read + map_batches again",
+            note="streamed (pipeline.train, a split over train.materialize_gb): each pass reads and decodes again",
         ),
         Row("loader", "steps/s, same batches from memory", memory, "steps/s"),
         Row("loader", "loader / memory", ratio, "ratio", ">= 0.9", "one process, one model, the train config's batch"),
@@ -481,7 +478,7 @@ def bench_loader(shards_dir: Path, config: Config, plan: Plan) -> list[Row]:
             "steps/s, Ray Data materialized once",
             cached,
             "steps/s",
-            note="read + source_rows done once into the object store (fits on one node at these sizes)",
+            note="pipeline.train, a split under train.materialize_gb (2 GB): decoded once into the object store",
         ),
         Row("loader", "materialize once", cache_s, "s"),
         Row("loader", "materialized / memory", cached_ratio, "ratio", ">= 0.9"),
@@ -491,47 +488,76 @@ def bench_loader(shards_dir: Path, config: Config, plan: Plan) -> list[Row]:
 # --- 5: Ray Train DDP vs plain torch DDP -------------------------------------------------------
 
 
-def _plain_worker(rank: int, world: int, port: int, shards_dir: str, config_doc: dict, steps: int, result_file: str):
-    """One rank of the plain torch.distributed DDP loop (gloo), on this rank's half of the train rows."""
-    import pyarrow.parquet as pq
+class _RowsInMemory:
+    """Stands in for a Ray dataset shard in the plain loop: batches of rows already in memory."""
+
+    def __init__(self, rows: dict):
+        self.rows = rows
+
+    def iter_torch_batches(self, batch_size: int, drop_last: bool = False):
+        n = len(self.rows["clip"])
+        for i in range(0, n - n % batch_size if drop_last else n, batch_size):
+            yield {k: v[i : i + batch_size] for k, v in self.rows.items()}
+
+
+def _plain_worker(rank: int, world: int, port: int, shards_dir: str, config_doc: dict, epochs: int,
+                  steps_per_epoch: int, work: str):  # fmt: skip
+    """One rank of the plain torch.distributed DDP loop (gloo), on this rank's share of the rows.
+
+    Each epoch does what pipeline.train's epoch does besides the steps: quick-SDR validation
+    (the same function) and a checkpoint written by rank 0.
+    """
     import torch
     import torch.distributed as dist
 
-    from pipeline import shards
     from pipeline.models.separators import build_model
-    from pipeline.train import _step_loss, model_config, source_rows
+    from pipeline.train import _step_loss, _validate, model_config, rows_in_memory, rows_per_step, save_checkpoint
 
     torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     t_start = time.perf_counter()
     dist.init_process_group("gloo", rank=rank, world_size=world)
     tc = config_from_doc(config_doc).train
-    files = sorted((Path(shards_dir) / "split=train").glob("*.parquet"))[rank::world]
-    rows = [source_rows(shards.read_batch(pq.read_table(f)), tc.crop_size) for f in files]
-    data = {k: torch.from_numpy(np.concatenate([r[k] for r in rows])) for k in rows[0]}
+
+    def share(split: str) -> dict | None:  # this rank's rows of a split, as Ray Train splits rows among workers
+        files = sorted((Path(shards_dir) / f"split={split}").glob("*.parquet"))
+        return {k: v[rank::world] for k, v in rows_in_memory(files, tc).items()} if files else None
+
+    data, val_rows = share("train"), share("val")
+    val = _RowsInMemory(val_rows) if val_rows is not None else None
     torch.manual_seed(tc.seed)
     model = torch.nn.parallel.DistributedDataParallel(build_model(model_config(tc)))
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
     gen = torch.Generator().manual_seed(rank)
-    per = tc.batch_size * max(tc.sources)
+    per = rows_per_step(tc)
     times = []
-    for _ in range(steps):
-        idx = torch.randperm(len(data["wave"]), generator=gen)[:per]
-        batch = {k: v[idx] for k, v in data.items()}
-        t0 = time.perf_counter()
-        loss = _step_loss(model, batch, tc, gen, torch.device("cpu"), False)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        times.append(time.perf_counter() - t0)
-    dist.barrier()
+    for epoch in range(epochs):
+        model.train()
+        for _ in range(steps_per_epoch):
+            idx = torch.randperm(len(data["wave"]), generator=gen)[:per]
+            batch = {k: v[idx] for k, v in data.items()}
+            t0 = time.perf_counter()
+            loss = _step_loss(model, batch, tc, gen, torch.device("cpu"), False)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            times.append(time.perf_counter() - t0)
+        sched.step()
+        _validate(model, val, tc, torch.device("cpu"), False, world)
+        if rank == 0:
+            folder = Path(work) / "plain-checkpoint"
+            folder.mkdir(exist_ok=True)
+            state = {"model_config": model_config(tc).to_dict(), "train_config": config_doc["train"], "epoch": epoch}
+            save_checkpoint(folder, model, opt, sched, state)
+        dist.barrier()
     dist.destroy_process_group()
     if rank == 0:
-        Path(result_file).write_text(json.dumps({"step_seconds": float(np.median(times[1:] or times)),
-                                                 "seconds": time.perf_counter() - t_start}))  # fmt: skip
+        Path(work, "plain-ddp.json").write_text(json.dumps({"step_seconds": float(np.median(times[1:] or times)),
+                                                           "seconds": time.perf_counter() - t_start}))  # fmt: skip
 
 
-def plain_ddp(shards_dir: Path, config: Config, steps: int, work: Path) -> tuple[float, float]:
+def plain_ddp(shards_dir: Path, config: Config, epochs: int, steps_per_epoch: int, work: Path) -> tuple[float, float]:
     """Median step seconds and whole-run seconds of the plain DDP loop (torch.multiprocessing, gloo)."""
     import socket
 
@@ -542,12 +568,25 @@ def plain_ddp(shards_dir: Path, config: Config, steps: int, work: Path) -> tuple
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    result = work / "plain-ddp.json"
     t0 = time.perf_counter()
-    mp.spawn(_plain_worker, args=(config.train.workers, port, str(shards_dir), config_to_dict(config), steps,
-                                  str(result)), nprocs=config.train.workers, join=True)  # fmt: skip
+    mp.spawn(_plain_worker, args=(config.train.workers, port, str(shards_dir), config_to_dict(config), epochs,
+                                  steps_per_epoch, str(work)), nprocs=config.train.workers, join=True)  # fmt: skip
     whole = time.perf_counter() - t0
-    return json.loads(result.read_text())["step_seconds"], whole
+    shutil.rmtree(work / "plain-checkpoint", ignore_errors=True)
+    return json.loads((work / "plain-ddp.json").read_text())["step_seconds"], whole
+
+
+def steps_per_epoch(shards_dir: Path, config: Config) -> int:
+    """Steps one epoch of pipeline.train takes on these shards (each worker: its equal share of the rows)."""
+    import pyarrow.parquet as pq
+
+    from pipeline.train import rows_per_step
+
+    rows = 0
+    for f in sorted((shards_dir / "split=train").glob("*.parquet")):
+        t = pq.read_table(f, columns=["num_sources", "has_stems"]).to_pydict()
+        rows += sum(n for n, stems in zip(t["num_sources"], t["has_stems"]) if stems)
+    return rows // config.train.workers // rows_per_step(config.train)
 
 
 def ray_step_seconds(metrics_jsonl: Path) -> tuple[float, bool]:
@@ -569,10 +608,12 @@ def bench_ddp(shards_dir: Path, config: Config, plan: Plan, work: Path) -> list[
     """Section 5: our Ray Train loop vs the plain loop, same model, batch, workers and steps."""
     from pipeline.train import run_train
 
-    epochs = 2
-    per_epoch = max(1, plan.ddp_steps // epochs)
-    cfg = with_overrides(config, [f"train.epochs={epochs}", f"train.steps_per_epoch={per_epoch}",
-                                  "train.model=music_gesture"])  # fmt: skip
+    # whole epochs (each with its validation and checkpoint) until about plan.ddp_steps steps
+    per_epoch = steps_per_epoch(shards_dir, config)
+    if per_epoch < 1:
+        raise RuntimeError(f"the bench's train split in {shards_dir} is too small for one step")
+    epochs = max(2, -(-plan.ddp_steps // per_epoch))
+    cfg = with_overrides(config, [f"train.epochs={epochs}", "train.steps_per_epoch=0", "train.model=music_gesture"])
     ray_step, ray_whole, plain_step, plain_whole, steps = [], [], [], [], []
     for r in range(plan.repeats):
         _say(f"DDP: Ray Train vs plain torch.distributed, repeat {r + 1}/{plan.repeats}")
@@ -584,7 +625,7 @@ def bench_ddp(shards_dir: Path, config: Config, plan: Plan, work: Path) -> list[
         shutil.rmtree(out)
         # the same number of steps as the Ray run really took (a small dataset can end an epoch early)
         steps.append(summary.steps)
-        s, w = plain_ddp(shards_dir, cfg, summary.steps, work)
+        s, w = plain_ddp(shards_dir, cfg, summary.epochs, summary.steps // summary.epochs, work)
         plain_step.append(s)
         plain_whole.append(w)
     how = (
@@ -607,14 +648,14 @@ def bench_ddp(shards_dir: Path, config: Config, plan: Plan, work: Path) -> list[
             f"whole run ({'/'.join(str(n) for n in sorted(set(steps)))} steps), Ray Train",
             ray_whole,
             "s",
-            note="includes worker start, datasets, validation and checkpoints",
+            note="includes worker start, datasets (decoded once), validation and a checkpoint each epoch",
         ),
         Row(
             "ddp",
             "whole run, plain torch DDP",
             plain_whole,
             "s",
-            note="process start + data read + as many steps as the Ray Train run took",
+            note="process start, data read, the same epochs and steps, each validated (same function) and checkpointed",
         ),
         Row("ddp", "whole run: plain / Ray Train", [p / q for p, q in zip(plain_whole, ray_whole)], "ratio", ">= 0.75"),
     ]

@@ -20,26 +20,21 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import torch
 
-from pipeline import shards
 from pipeline.config import EvaluateConfig, load_config
 from pipeline.evaluate import list_split, load_inputs, plan_mixtures
 from pipeline.mixing import masks_from_logits, model_input, quick_sdr, separate, stft
 from pipeline.models.separators import build_model
-from pipeline.train import _best_perm, _step_loss, decode_crop, find_version, model_config, source_rows
-
-COLUMNS = ["clip_id", "num_sources", "instruments", "has_stems", "mix_wave", "stem_wave", "keypoints", "crops"]
-
-
-def load_sources(version: Path, split: str, crop_size: int) -> dict[str, torch.Tensor]:
-    """Every single source of a split, in memory, as the trainer's rows."""
-    parts = []
-    for f in sorted((version / f"split={split}").glob("*.parquet")):
-        table = pq.read_table(f, columns=COLUMNS)
-        parts.append(source_rows(shards.read_batch(table), crop_size))
-    return {k: torch.from_numpy(np.concatenate([p[k] for p in parts])) for k in parts[0]}
+from pipeline.train import (
+    _best_perm,
+    _step_loss,
+    decode_crop,
+    find_version,
+    model_config,
+    rows_in_memory,
+    rows_per_step,
+)
 
 
 def val_duets(version: Path, split: str, count: int, evaluate: EvaluateConfig, crop_size: int) -> dict[str, dict]:
@@ -93,15 +88,14 @@ def main() -> None:
     tc = cfg.train
     torch.manual_seed(tc.seed)
     version = find_version(args.shards)
-    train = load_sources(version, "train", tc.crop_size)
+    train = rows_in_memory(sorted((version / "split=train").glob("*.parquet")), tc)
     duets = val_duets(version, args.val_split, args.duets, cfg.evaluate, tc.crop_size)
     model = build_model(model_config(tc))
     oracle = bool(getattr(model, "permutation_invariant", False))
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=args.steps, pct_start=0.1)
     gen = torch.Generator().manual_seed(tc.seed)
-    draw = 1 if tc.pairing == "any" else 2
-    rows = tc.batch_size * max(tc.sources) * draw
+    rows = rows_per_step(tc)
     n_params = sum(p.numel() for p in model.parameters())
     counts = ", ".join(f"{len(d['mix'])} {kind}" for kind, d in duets.items()) or "no"
     print(f"{tc.model}: {n_params / 1e6:.2f} M parameters, {len(train['wave'])} training sources, "
