@@ -103,6 +103,9 @@ def main() -> None:
     for kind, d in duets.items():
         sdr = float(quick_sdr(d["mix"][:, None].expand_as(d["refs"]), d["refs"]).mean())
         print(f"  mixture as the estimate, {kind}: {sdr:.2f} dB")
+        # quick SDR is not scale-invariant: a constant mask of 1/N already scores ~3 dB on duets
+        half = float(quick_sdr(d["mix"][:, None].expand_as(d["refs"]) / d["refs"].shape[1], d["refs"]).mean())
+        print(f"  constant mask 1/N (mixture / N), {kind}: {half:.2f} dB")
     t0, losses = time.perf_counter(), []
     for step in range(1, args.steps + 1):
         idx = torch.randperm(len(train["wave"]), generator=gen)[:rows]

@@ -21,4 +21,8 @@ def test_probe_trains_and_scores_duets(tiny_shards):
     for _, loss, homo, hetero in lines:
         assert math.isfinite(float(loss)) and float(loss) > 0
         assert math.isfinite(float(homo)) or math.isfinite(float(hetero))
-    assert "mixture as the estimate" in proc.stdout
+    mixture = dict(re.findall(r"mixture as the estimate, (\w+): (\S+) dB", proc.stdout))
+    constant = dict(re.findall(r"constant mask 1/N \(mixture / N\), (\w+): (\S+) dB", proc.stdout))
+    assert mixture and set(constant) == set(mixture)
+    for kind in mixture:  # halving the mixture removes half the other source's leak: a higher quick SDR
+        assert float(constant[kind]) > float(mixture[kind])
