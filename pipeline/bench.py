@@ -519,9 +519,9 @@ def _plain_worker(rank: int, world: int, port: int, shards_dir: str, config_doc:
     dist.init_process_group("gloo", rank=rank, world_size=world)
     tc = config_from_doc(config_doc).train
 
-    def share(split: str) -> dict | None:  # this rank's rows of a split, as Ray Train splits rows among workers
+    def share(split: str) -> dict | None:  # this rank's clips of a split (Ray Train splits rows among workers)
         files = sorted((Path(shards_dir) / f"split={split}").glob("*.parquet"))
-        return {k: v[rank::world] for k, v in rows_in_memory(files, tc).items()} if files else None
+        return rows_in_memory(files, tc, rank, world) if files else None
 
     data, val_rows = share("train"), share("val")
     val = _RowsInMemory(val_rows) if val_rows is not None else None

@@ -78,16 +78,20 @@ def rows_function(tc: TrainConfig):
     return source_rows if tc.objective == "mix" else mixture_rows
 
 
-def rows_in_memory(files: list[Path], tc: TrainConfig) -> dict[str, torch.Tensor]:
-    """Training rows of these shard files as tensors, without Ray (a plain loop, a probe)."""
+def rows_in_memory(files: list[Path], tc: TrainConfig, rank: int = 0, world: int = 1) -> dict[str, torch.Tensor]:
+    """Training rows of these shard files as tensors, without Ray (a plain loop, a probe).
+
+    With ``world`` > 1 only one worker's share is decoded: every ``world``-th clip from ``rank``.
+    """
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    parts = [rows_function(tc)(shards.read_batch(pq.read_table(f, columns=TRAIN_COLUMNS)), tc.crop_size)
-             for f in files]  # fmt: skip
-    parts = [p for p in parts if len(p["clip"])]
-    if not parts:
-        raise UserError(f"no training rows in {len(files)} shard file(s)")
-    return {k: torch.from_numpy(np.concatenate([p[k] for p in parts])) for k in parts[0]}
+    if not files:
+        raise UserError("no shard files to read training rows from")
+    table = pa.concat_tables([pq.read_table(f, columns=TRAIN_COLUMNS) for f in files])
+    share = table.take(np.arange(rank, table.num_rows, world))
+    rows = rows_function(tc)(shards.read_batch(share), tc.crop_size)
+    return {k: torch.from_numpy(v) for k, v in rows.items()}
 
 
 def source_rows(batch: dict[str, np.ndarray], crop_size: int) -> dict[str, np.ndarray]:

@@ -89,6 +89,8 @@ def main() -> None:
     torch.manual_seed(tc.seed)
     version = find_version(args.shards)
     train = rows_in_memory(sorted((version / "split=train").glob("*.parquet")), tc)
+    if not len(train["clip"]):
+        raise SystemExit(f"no training sources with stems in {version / 'split=train'}")
     duets = val_duets(version, args.val_split, args.duets, cfg.evaluate, tc.crop_size)
     model = build_model(model_config(tc))
     oracle = bool(getattr(model, "permutation_invariant", False))
