@@ -106,6 +106,9 @@ class TrainConfig:
     motion_aux: float  # music_gesture: weight of the auxiliary loss (motion predicts its own sound's envelope)
     motion_bands: int  # frequency bands of that envelope
     fusion_time_bias: bool  # music_gesture: attention prefers the motion at the same time (not in the paper)
+    mask_prior: bool  # music_gesture: motion adds a per-time, per-frequency prior to the mask logits (not in the paper)
+    visual_input: bool  # music_gesture: the motion's predicted envelope map is a second U-Net input (not in the paper)
+    gcn_joint_embedding: int  # >0: a learned per-joint vector of this size joins the GCN's input
     appearance_dim: int
     appearance_weights: str  # optional torchvision ResNet-18 state dict (path)
     crop_size: int  # crops are resized to this for the appearance encoder

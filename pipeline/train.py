@@ -203,13 +203,15 @@ def model_config(tc: TrainConfig) -> ModelConfig:
     return ModelConfig(
         name=tc.model,
         unet=UNetConfig(depth=tc.unet_depth, base=tc.unet_base, time_levels=tc.unet_time_levels),
-        gcn=GCNConfig(channels=tc.gcn_channels, strides=tc.gcn_strides),
+        gcn=GCNConfig(channels=tc.gcn_channels, strides=tc.gcn_strides, joint_embedding=tc.gcn_joint_embedding),
         appearance_dim=tc.appearance_dim,
         appearance_weights=tc.appearance_weights,
         max_sources=max(tc.sources),
         time_bias=tc.fusion_time_bias,
+        mask_prior=tc.mask_prior,
         input_scale=tc.input_scale,
-        motion_bands=tc.motion_bands if tc.motion_aux > 0 else 0,
+        motion_bands=tc.motion_bands if tc.motion_aux > 0 or tc.visual_input else 0,
+        visual_input=tc.visual_input,
     )
 
 

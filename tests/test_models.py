@@ -175,3 +175,43 @@ def test_warp_round_trip():
     back = unwarp(warp(lin))
     assert warp(lin).shape == (1, 1, 256, 16)
     assert (back - lin).abs()[0, 0, 20:].max() < 0.01  # smooth signals survive; the lowest bins are sparse
+
+
+def test_joint_embedding_tells_the_gcn_which_joint_moves():
+    """Without it, graph convolutions share weights over joints and the joints are averaged, so a
+    motion moved from one hand to the other reads much alike; the embedding joins each joint's
+    identity to its input."""
+    torch.manual_seed(0)
+    kp = torch.zeros(1, 16, 61, 3)
+    kp[..., 2] = 1.0
+    t = torch.arange(16.0)
+    left, right = kp.clone(), kp.clone()
+    left[0, :, 19, 1] = torch.sin(t)  # a joint of one hand moves
+    right[0, :, 40, 1] = torch.sin(t)  # the same motion on a joint of the other hand
+    gap = {}
+    for emb in (0, 8):
+        gcn = ContextGCN(GCNConfig(channels=(16,), strides=(1,), joint_embedding=emb, dropout=0.0), context_in=4).eval()
+        ctx = torch.zeros(1, 4)
+        gap[emb] = float((gcn(left, ctx) - gcn(right, ctx)).abs().mean())
+    assert gap[8] > 2 * gap[0]
+
+
+def test_visual_input_and_mask_prior_paths():
+    torch.manual_seed(0)
+    base = {**SMALL.__dict__, "input_scale": 2, "motion_bands": 6}
+    mix, kp, crops = torch.randn(2, 1, 256, 256), torch.rand(2, 2, 48, 61, 3) * 300, torch.rand(2, 2, 3, 64, 64)
+    # the prior starts at zero, so a fresh model's masks are the paper model's
+    plain = build_model(ModelConfig(**base)).eval()
+    prior = build_model(ModelConfig(**{**base, "mask_prior": True})).eval()
+    prior.load_state_dict(plain.state_dict(), strict=False)
+    assert torch.allclose(plain(mix, kp, crops), prior(mix, kp, crops))
+    out = prior.train()(mix, kp, crops)
+    out.mean().backward()
+    assert prior.prior.weight.grad.abs().sum() > 0
+    # the motion's envelope map is read by the U-Net: its gradient reaches the motion head from the mask
+    vis = build_model(ModelConfig(**{**base, "visual_input": True})).train()
+    assert vis.unet.input_norm.num_features == 2
+    vis(mix, kp, crops).sigmoid().mean().backward()
+    assert vis.motion_head.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="motion_bands"):
+        build_model(ModelConfig(**{**base, "motion_bands": 0, "visual_input": True}))

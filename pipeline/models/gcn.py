@@ -26,6 +26,7 @@ class GCNConfig:
     temporal_kernel: int = 9
     context_dim: int = 64  # context channels joined to each node at the input
     dropout: float = 0.1
+    joint_embedding: int = 0  # >0: a learned vector of this size per joint joins its input (which joint it is)
 
 
 def normalized_adjacency() -> torch.Tensor:
@@ -87,7 +88,12 @@ class ContextGCN(nn.Module):
         adjacency = normalized_adjacency()
         self.context = nn.Linear(context_in, cfg.context_dim)
         self.input_norm = nn.BatchNorm1d(3 * layout.NUM_JOINTS)
-        blocks, c_in = [], 3 + cfg.context_dim
+        blocks, c_in = [], 3 + cfg.context_dim + cfg.joint_embedding
+        # The graph convolution shares its weights over joints, so without this a node does not know
+        # which joint it is (a left-hand finger and a knee read alike once the joints are averaged).
+        self.joint_embedding = (
+            nn.Parameter(0.1 * torch.randn(cfg.joint_embedding, 1, layout.NUM_JOINTS)) if cfg.joint_embedding else None
+        )
         for c_out, stride in zip(cfg.channels, cfg.strides):
             blocks.append(STBlock(c_in, c_out, stride, cfg.temporal_kernel, cfg.dropout, adjacency))
             c_in = c_out
@@ -99,7 +105,10 @@ class ContextGCN(nn.Module):
         x = self.input_norm(keypoints.reshape(B, T, J * C).transpose(1, 2)).reshape(B, J, C, T)
         x = x.permute(0, 2, 3, 1)  # (B, C, T, J)
         ctx = self.context(context)[:, :, None, None].expand(-1, -1, T, J)
-        y = self.blocks(torch.cat([x, ctx], dim=1))  # (B, D, T', J)
+        parts = [x, ctx]
+        if self.joint_embedding is not None:
+            parts.append(self.joint_embedding[None].expand(B, -1, T, -1))
+        y = self.blocks(torch.cat(parts, dim=1))  # (B, D, T', J)
         return y.mean(dim=3).transpose(1, 2)  # (B, T', D)
 
 

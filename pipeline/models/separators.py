@@ -30,6 +30,7 @@ from torch import nn
 from pipeline.models.appearance import AppearanceEncoder
 from pipeline.models.fusion import AttentionFusion
 from pipeline.models.gcn import ContextGCN, GCNConfig, normalize_keypoints
+from pipeline.models.spectral import WARPED_BINS
 from pipeline.models.unet import AudioUNet, UNetConfig
 
 MODELS = ("music_gesture", "sound_of_pixels", "audio_only")
@@ -48,6 +49,8 @@ class ModelConfig:
     time_bias: bool = False  # music_gesture: the fusion's attention prefers motion at the same time
     motion_bands: int = 0  # music_gesture: >0 adds a head predicting the person's sound envelope in this many bands
     input_scale: int = 1  # >1: the network sees the spectrogram average-pooled by this factor (masks upsampled)
+    mask_prior: bool = False  # music_gesture: the motion also adds a (frequency x time) prior to its mask's logits
+    visual_input: bool = False  # music_gesture: the motion's predicted envelope map is a second U-Net input channel
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,7 +69,10 @@ class MusicGesture(nn.Module):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.unet = AudioUNet(cfg.unet, out_channels=1)
+        if cfg.visual_input and cfg.motion_bands <= 0:
+            raise ValueError("visual_input needs motion_bands > 0 (the map is the motion head's envelope)")
+        self.unet = AudioUNet(cfg.unet, out_channels=1, in_channels=2 if cfg.visual_input else 1)
+        self.visual_input = cfg.visual_input
         self.appearance = AppearanceEncoder(cfg.appearance_dim, cfg.appearance_weights)
         self.gcn = ContextGCN(cfg.gcn, context_in=cfg.appearance_dim)
         d = self.unet.bottleneck_channels
@@ -75,18 +81,34 @@ class MusicGesture(nn.Module):
         self.scale = cfg.input_scale
         self.motion_head = nn.Linear(d, cfg.motion_bands) if cfg.motion_bands > 0 else None
         self.motion_prediction: torch.Tensor | None = None  # (B, N, T', bands) from the last forward
+        # Not in the paper: a direct path from each motion step to the logits of its time's frequency rows,
+        # starting at zero (so the model begins as the paper's), which the loss reaches without the decoder.
+        self.prior = nn.Linear(d, WARPED_BINS // cfg.input_scale) if cfg.mask_prior else None
+        if self.prior is not None:
+            nn.init.zeros_(self.prior.weight)
+            nn.init.zeros_(self.prior.bias)
 
     def forward(self, mix_logmag: torch.Tensor, keypoints: torch.Tensor, crops: torch.Tensor) -> torch.Tensor:
         B, N = keypoints.shape[:2]
-        z, skips = self.unet.encode(_coarse(mix_logmag, self.scale))
-        _, C, h, w = z.shape
         context = self.appearance(crops.flatten(0, 1))  # (B*N, appearance_dim)
         motion = self.to_audio_dim(self.gcn(normalize_keypoints(keypoints.flatten(0, 1)), context))  # (B*N, T', C)
-        if self.motion_head is not None:
-            self.motion_prediction = self.motion_head(motion).reshape(B, N, *motion.shape[1:2], -1)
-        a = z.flatten(2).transpose(1, 2).repeat_interleave(N, dim=0)  # (B*N, h*w, C)
+        envelope = self.motion_head(motion) if self.motion_head is not None else None  # (B*N, T', bands)
+        if envelope is not None:
+            self.motion_prediction = envelope.reshape(B, N, *envelope.shape[1:])
+        x = _coarse(mix_logmag, self.scale)
+        if self.visual_input:  # one encoding per person: the mixture next to the map of what their motion predicts
+            x = x.repeat_interleave(N, dim=0)
+            x = torch.cat([x, F.interpolate(envelope.transpose(1, 2)[:, None], size=x.shape[-2:], mode="bilinear")], 1)
+        z, skips = self.unet.encode(x)
+        _, C, h, w = z.shape
+        if not self.visual_input:  # one encoding of the mixture, shared by the persons
+            z, skips = z.repeat_interleave(N, dim=0), [s.repeat_interleave(N, dim=0) for s in skips]
+        a = z.flatten(2).transpose(1, 2)  # (B*N, h*w, C)
         fused = self.fusion(a, motion, audio_frames=w).transpose(1, 2).reshape(B * N, C, h, w)
-        out = self.unet.decode(fused, [s.repeat_interleave(N, dim=0) for s in skips])
+        out = self.unet.decode(fused, skips)  # (B*N, 1, F, T)
+        if self.prior is not None:
+            prior = self.prior(motion).transpose(1, 2)  # (B*N, F, T')
+            out = out + F.interpolate(prior, size=out.shape[-1], mode="linear", align_corners=False)[:, None]
         return _fine(out.reshape(B, N, *out.shape[-2:]), self.scale)
 
 

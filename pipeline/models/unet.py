@@ -43,12 +43,12 @@ class AudioUNet(nn.Module):
     ``2 ** depth`` and T by ``2 ** time_levels`` (256 x 256 with the default 7 levels).
     """
 
-    def __init__(self, cfg: UNetConfig, out_channels: int) -> None:
+    def __init__(self, cfg: UNetConfig, out_channels: int, in_channels: int = 1) -> None:
         super().__init__()
         widths = _widths(cfg)
-        self.input_norm = nn.BatchNorm2d(1)
+        self.input_norm = nn.BatchNorm2d(in_channels)
         self.down = nn.ModuleList()
-        c_in = 1
+        c_in = in_channels
         for i, c in enumerate(widths):
             if cfg.halves_time(i):
                 conv = nn.Conv2d(c_in, c, 4, 2, 1, bias=False)
