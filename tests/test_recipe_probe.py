@@ -23,6 +23,8 @@ def test_probe_trains_and_scores_duets(tiny_shards):
         assert math.isfinite(float(homo)) or math.isfinite(float(hetero))
     mixture = dict(re.findall(r"mixture as the estimate, (\w+): (\S+) dB", proc.stdout))
     constant = dict(re.findall(r"constant mask 1/N \(mixture / N\), (\w+): (\S+) dB", proc.stdout))
-    assert mixture and set(constant) == set(mixture)
+    ibm = dict(re.findall(r"ideal binary mask, (\w+): (\S+) dB", proc.stdout))
+    assert mixture and set(constant) == set(mixture) == set(ibm)
     for kind in mixture:  # halving the mixture removes half the other source's leak: a higher quick SDR
         assert float(constant[kind]) > float(mixture[kind])
+        assert float(ibm[kind]) > float(constant[kind]) + 3.0  # the ideal mask separates
