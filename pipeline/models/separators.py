@@ -11,7 +11,11 @@ appearance crop to one mask per person::
 
 - ``music_gesture``: motion (context-aware GCN over body + hands, with the
   appearance as context) fused into the audio U-Net's bottleneck by
-  self-attention, one decoding per person.
+  self-attention, one decoding per person. Options not in the paper, all off
+  by default: a time prior in the fusion (``time_bias``), an envelope head on
+  the motion (``motion_bands``), a motion prior added to the mask logits
+  (``mask_prior``) and the motion's envelope map as a second U-Net input
+  (``visual_input``).
 - ``sound_of_pixels``: appearance only; the U-Net outputs K feature maps and a
   person's mask is the product of their K-vector with those maps (the
   "synthesizer").
