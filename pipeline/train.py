@@ -41,6 +41,7 @@ from pipeline.config import Config, TrainConfig, config_to_dict
 from pipeline.errors import UserError
 from pipeline.instruments import CODES
 from pipeline.mixing import (
+    constant_mask_sdr,
     group_sources,
     mask_loss,
     masks_from_logits,
@@ -285,11 +286,12 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             step_times.append(time.perf_counter() - t_step)
             step += 1
         scheduler.step()
-        val_sdr = _validate(model, val_shard, tc, device, permutation_invariant, world)
+        val_sdr, val_floor = _validate(model, val_shard, tc, device, permutation_invariant, world)
         loss_mean = _mean_over_workers(losses, device, world)
         metrics = {"epoch": epoch, "step": step, "loss": loss_mean, "val_sdr": val_sdr,
                    "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - t0,
-                   "step_seconds": float(np.median(step_times)) if step_times else float("nan")}  # fmt: skip
+                   "step_seconds": float(np.median(step_times)) if step_times else float("nan"),
+                   "val_sdr_floor": val_floor}  # fmt: skip
         if probe is not None:
             metrics |= {"probe_loss_start": probe[1], "probe_loss": _probe_loss(model, probe[0], tc, device,
                                                                                 permutation_invariant)}  # fmt: skip
@@ -305,7 +307,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 ckpt = ray.train.Checkpoint.from_directory(tmp)
                 _write_logs(out_dir, history)
                 print(f"epoch {epoch + 1}/{tc.epochs}  step {step}  loss {metrics['loss']:.4f}  "
-                      f"val SDR {val_sdr:.2f} dB  {metrics['seconds']:.0f} s", flush=True)  # fmt: skip
+                      f"val SDR {val_sdr:.2f} dB (constant mask {val_floor:.2f})  "
+                      f"{metrics['seconds']:.0f} s", flush=True)  # fmt: skip
             ray.train.report(metrics, checkpoint=ckpt)
         if epoch == tc.fail_after_epoch and first_attempt and config.get("resume") is None:
             raise RuntimeError(f"injected failure after epoch {epoch} (train.fail_after_epoch)")
@@ -353,19 +356,21 @@ def _probe_loss(model, batch, tc: TrainConfig, device, permutation_invariant: bo
     return loss
 
 
-def _validate(model, shard, tc: TrainConfig, device, permutation_invariant: bool, world: int) -> float:
-    """Mean quick SDR over this worker's share of fixed held-out mixtures, pooled over workers.
+def _validate(model, shard, tc: TrainConfig, device, permutation_invariant: bool, world: int):
+    """Mean quick SDR over this worker's share of fixed held-out mixtures, pooled over workers, and
+    the same for the constant mask 1/N on those mixtures (quick SDR is not scale-invariant: that
+    floor is ~3 dB on duets, and the model's number means something only above it).
 
-    NaN when there is no validation split, or it holds too few sources to mix. Runs the bare
+    Both NaN when there is no validation split, or it holds too few sources to mix. Runs the bare
     module, not the DDP wrapper: a worker whose share forms no mixture skips the forward, and
     DDP's forward would leave the other workers waiting in its buffer broadcast.
     """
     if shard is None:
-        return float("nan")
+        return float("nan"), float("nan")
     model = model.module if hasattr(model, "module") else model
     model.eval()
     gen = torch.Generator().manual_seed(tc.seed + 12345)  # the same mixtures every epoch
-    sdrs = []
+    sdrs, floors = [], []
     n = min(tc.sources)
     per_worker = max(1, tc.val_mixtures // world)
     with torch.no_grad():
@@ -389,7 +394,8 @@ def _validate(model, shard, tc: TrainConfig, device, permutation_invariant: bool
             est = separate(mix, masks_from_logits(logits.float(), tc.mask))
             sdr = quick_sdr(est[:, : parts.shape[1]], parts) if not permutation_invariant else _best_perm(est, parts)
             sdrs += sdr.flatten().tolist()
-    return _mean_over_workers(sdrs, device, world)
+            floors += constant_mask_sdr(mix, parts).flatten().tolist()
+    return _mean_over_workers(sdrs, device, world), _mean_over_workers(floors, device, world)
 
 
 def _mean_over_workers(values: list[float], device, world: int) -> float:
@@ -460,11 +466,13 @@ class TrainSummary:
     loss: float
     val_sdr: float
     seconds: float
+    val_sdr_floor: float = float("nan")  # the constant mask 1/N on the same validation mixtures
 
     def table(self) -> str:
         rows = [("run", self.run_dir), ("checkpoint", self.checkpoint), ("epochs", str(self.epochs)),
                 ("steps", str(self.steps)), ("last loss", f"{self.loss:.4f}"),
-                ("val SDR (quick)", f"{self.val_sdr:.2f} dB"), ("time", f"{self.seconds:.0f} s")]  # fmt: skip
+                ("val SDR (quick)", f"{self.val_sdr:.2f} dB (constant mask 1/N: {self.val_sdr_floor:.2f} dB)"),
+                ("time", f"{self.seconds:.0f} s")]  # fmt: skip
         return key_value_table(rows)
 
 
@@ -488,8 +496,9 @@ def _finished_run(final: Path, config: Config) -> TrainSummary | None:
         return None
     m = doc["metrics"]
     return TrainSummary(
-        str(final.parent.parent), str(final), doc["epoch"] + 1, doc["step"], m["loss"], m["val_sdr"], 0.0
-    )
+        str(final.parent.parent), str(final), doc["epoch"] + 1, doc["step"], m["loss"], m["val_sdr"], 0.0,
+        m.get("val_sdr_floor", float("nan")),
+    )  # fmt: skip
 
 
 def training_dataset(files: list[Path], tc: TrainConfig):
@@ -574,6 +583,6 @@ def run_train(
     torch.save(doc, final / CHECKPOINT_FILE)
     m = doc["metrics"]
     summary = TrainSummary(str(run_dir), str(final / CHECKPOINT_FILE), doc["epoch"] + 1, doc["step"], m["loss"],
-                           m["val_sdr"], time.perf_counter() - t0)  # fmt: skip
+                           m["val_sdr"], time.perf_counter() - t0, m.get("val_sdr_floor", float("nan")))  # fmt: skip
     (run_dir / "train_summary.json").write_text(json.dumps(asdict(summary), indent=1) + "\n")
     return summary

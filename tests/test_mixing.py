@@ -7,6 +7,7 @@ import torch
 from pipeline import audio
 from pipeline.mixing import (
     band_envelopes,
+    constant_mask_sdr,
     group_sources,
     istft,
     mask_loss,
@@ -88,3 +89,14 @@ def test_band_envelopes_follow_when_and_where_a_source_sounds():
     assert env[0, 1, 5:, 3].mean() > env[0, 1, :3, 3].mean() + 3  # high tone's band: loud late
     assert motion_loss(env + 5.0, spectra) < 1e-8  # a constant offset per band costs nothing
     assert motion_loss(env.flip(1), spectra) > 1.0  # the other person's envelope does
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_constant_mask_floor_is_not_zero(n):
+    """mixture / N scores 10·log10(N / (N - 1)) on uncorrelated equal-energy sources: the floor training reports."""
+    torch.manual_seed(0)
+    sources = torch.randn(4, n, 44100)
+    floor = constant_mask_sdr(sources.sum(1), sources)
+    assert floor.shape == (4, n)
+    assert torch.allclose(floor, torch.full_like(floor, 10 * np.log10(n / (n - 1))), atol=0.05)
+    assert (quick_sdr(sources.sum(1)[:, None].expand_as(sources), sources) < floor - 1.5).all()  # the mixture itself

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,9 @@ def test_ddp_learns_and_writes_checkpoints_and_logs(ddp_run):
     assert sum(b < a for a, b in zip(probe, probe[1:])) >= 4
     header = (run / "logs" / "metrics.csv").read_text().splitlines()[0].split(",")
     assert header[:6] == ["epoch", "step", "loss", "val_sdr", "lr", "seconds"]
-    assert {"step_seconds", "probe_loss_start", "probe_loss"} <= set(header)  # every column of the history
+    assert {"step_seconds", "probe_loss_start", "probe_loss", "val_sdr_floor"} <= set(header)  # every column
+    # the tiny benchmark's val split forms no duet: both numbers say so (NaN) rather than 0
+    assert all(math.isnan(h["val_sdr_floor"]) == math.isnan(h["val_sdr"]) for h in history)
     assert list((run / "logs" / "tensorboard").glob("events.out.tfevents.*"))
     doc = torch.load(Path(summary.checkpoint), map_location="cpu", weights_only=True)
     assert doc["model_name"] == "music_gesture" and doc["epoch"] == 5 and doc["step"] == 6
@@ -136,3 +139,36 @@ def test_rows_per_step_follow_the_objective_and_pairing():
     assert rows_per_step(dataclasses.replace(tc, pairing="any")) == 12
     assert rows_per_step(dataclasses.replace(tc, pairing="mixed")) == 24  # a pairing rule picks among twice as many
     assert rows_per_step(dataclasses.replace(tc, objective="supervised")) == 4  # one real mixture per row
+
+
+class _Shard:
+    """What ``_validate`` reads from a Ray Data shard: batches of training rows."""
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def iter_torch_batches(self, batch_size, drop_last):
+        n = len(self.rows["wave"])
+        for i in range(0, n, batch_size):
+            yield {k: v[i : i + batch_size] for k, v in self.rows.items()}
+
+
+def test_validation_reports_the_constant_mask_floor_on_the_same_mixtures(tiny_shards):
+    """The floor is the model-free score of mixture / N on the fixed held-out mixtures: the same for any
+    model and any epoch, finite on real duets, and what the model's quick SDR is to be read against."""
+    from pipeline.models.separators import build_model
+    from pipeline.train import _validate, model_config, rows_in_memory
+
+    _, folder = tiny_shards
+    tc = load_config("tiny", overrides=FAST).train
+    rows = rows_in_memory(sorted((find_version(str(folder)) / "split=train").glob("*.parquet")), tc)
+    shard = _Shard(rows)
+    results = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        results.append(_validate(build_model(model_config(tc)), shard, tc, torch.device("cpu"), False, 1))
+    (sdr_a, floor_a), (sdr_b, floor_b) = results
+    assert math.isfinite(floor_a) and floor_a == floor_b  # model-free, fixed mixtures
+    assert 0.5 < floor_a < 6.0  # about 3 dB for duets of roughly uncorrelated sources
+    assert math.isfinite(sdr_a) and math.isfinite(sdr_b) and sdr_a != sdr_b  # the models' own scores
+    assert all(math.isnan(x) for x in _validate(None, None, tc, torch.device("cpu"), False, 1))  # no val split
