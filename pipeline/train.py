@@ -468,6 +468,13 @@ class TrainSummary:
     seconds: float
     val_sdr_floor: float = float("nan")  # the constant mask 1/N on the same validation mixtures
 
+    @staticmethod
+    def of_checkpoint(doc: dict, run_dir, checkpoint, seconds: float) -> TrainSummary:
+        """The summary of a run from its last checkpoint document (its epoch, step and last metrics)."""
+        m = doc["metrics"]
+        return TrainSummary(str(run_dir), str(checkpoint), doc["epoch"] + 1, doc["step"], m["loss"], m["val_sdr"],
+                            seconds, m.get("val_sdr_floor", float("nan")))  # fmt: skip
+
     def table(self) -> str:
         rows = [("run", self.run_dir), ("checkpoint", self.checkpoint), ("epochs", str(self.epochs)),
                 ("steps", str(self.steps)), ("last loss", f"{self.loss:.4f}"),
@@ -494,11 +501,7 @@ def _finished_run(final: Path, config: Config) -> TrainSummary | None:
     doc = load_checkpoint(final)
     if doc["train_config"] != config_to_dict(config)["train"] or doc["epoch"] + 1 < config.train.epochs:
         return None
-    m = doc["metrics"]
-    return TrainSummary(
-        str(final.parent.parent), str(final), doc["epoch"] + 1, doc["step"], m["loss"], m["val_sdr"], 0.0,
-        m.get("val_sdr_floor", float("nan")),
-    )  # fmt: skip
+    return TrainSummary.of_checkpoint(doc, final.parent.parent, final, seconds=0.0)
 
 
 def training_dataset(files: list[Path], tc: TrainConfig):
@@ -581,8 +584,6 @@ def run_train(
     final = run_dir / "final"
     final.mkdir(parents=True, exist_ok=True)
     torch.save(doc, final / CHECKPOINT_FILE)
-    m = doc["metrics"]
-    summary = TrainSummary(str(run_dir), str(final / CHECKPOINT_FILE), doc["epoch"] + 1, doc["step"], m["loss"],
-                           m["val_sdr"], time.perf_counter() - t0, m.get("val_sdr_floor", float("nan")))  # fmt: skip
+    summary = TrainSummary.of_checkpoint(doc, run_dir, final / CHECKPOINT_FILE, time.perf_counter() - t0)
     (run_dir / "train_summary.json").write_text(json.dumps(asdict(summary), indent=1) + "\n")
     return summary

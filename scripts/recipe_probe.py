@@ -24,7 +24,16 @@ import torch
 
 from pipeline.config import EvaluateConfig, load_config
 from pipeline.evaluate import list_split, load_inputs, plan_mixtures
-from pipeline.mixing import masks_from_logits, model_input, quick_sdr, separate, spectrograms, stft, targets
+from pipeline.mixing import (
+    constant_mask_sdr,
+    masks_from_logits,
+    model_input,
+    quick_sdr,
+    separate,
+    spectrograms,
+    stft,
+    targets,
+)
 from pipeline.models.separators import build_model
 from pipeline.train import (
     _best_perm,
@@ -106,7 +115,7 @@ def main() -> None:
         sdr = float(quick_sdr(d["mix"][:, None].expand_as(d["refs"]), d["refs"]).mean())
         print(f"  mixture as the estimate, {kind}: {sdr:.2f} dB")
         # quick SDR is not scale-invariant: a constant mask of 1/N already scores ~3 dB on duets
-        half = float(quick_sdr(d["mix"][:, None].expand_as(d["refs"]) / d["refs"].shape[1], d["refs"]).mean())
+        half = float(constant_mask_sdr(d["mix"], d["refs"]).mean())
         print(f"  constant mask 1/N (mixture / N), {kind}: {half:.2f} dB")
         ibm = targets(spectrograms(d["mix"], d["refs"]), "binary")
         print(f"  ideal binary mask, {kind}: {float(quick_sdr(separate(d['mix'], ibm), d['refs']).mean()):.2f} dB")
