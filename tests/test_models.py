@@ -216,3 +216,20 @@ def test_visual_input_and_mask_prior_paths():
     assert vis.motion_head.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="motion_bands"):
         build_model(ModelConfig(**{**base, "motion_bands": 0, "visual_input": True}))
+
+
+def test_competitive_masks_share_every_bin():
+    from pipeline.models.separators import compete
+
+    torch.manual_seed(0)
+    scores = torch.randn(2, 3, 8, 5)
+    masks = torch.sigmoid(compete(scores))
+    assert torch.allclose(masks, torch.softmax(scores, dim=1), atol=1e-6)  # the softmax over persons
+    assert torch.sigmoid(compete(scores[:, :1])).min() > 0.999  # a solo keeps the whole mixture
+    mix, kp, crops = torch.randn(2, 1, 256, 256), torch.rand(2, 2, 48, 61, 3) * 300, torch.rand(2, 2, 3, 64, 64)
+    for name in ("music_gesture", "sound_of_pixels"):
+        model = build_model(ModelConfig(**{**SMALL.__dict__, "name": name, "competitive": True})).train()
+        out = model(mix, kp, crops)
+        assert torch.allclose(out.sigmoid().sum(dim=1), torch.ones(2, 256, 256), atol=1e-5), name
+        out.sigmoid()[:, 0].mean().backward()
+        _grads_everywhere(model)

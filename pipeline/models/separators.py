@@ -55,6 +55,7 @@ class ModelConfig:
     input_scale: int = 1  # >1: the network sees the spectrogram average-pooled by this factor (masks upsampled)
     mask_prior: bool = False  # music_gesture: the motion also adds a (frequency x time) prior to its mask's logits
     visual_input: bool = False  # music_gesture: the motion's predicted envelope map is a second U-Net input channel
+    competitive: bool = False  # visual models: the persons of a mixture compete for each bin (masks sum to 1)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -83,6 +84,7 @@ class MusicGesture(nn.Module):
         self.to_audio_dim = nn.Linear(self.gcn.out_dim, d)
         self.fusion = AttentionFusion(d, time_bias=cfg.time_bias)
         self.scale = cfg.input_scale
+        self.competitive = cfg.competitive
         self.motion_head = nn.Linear(d, cfg.motion_bands) if cfg.motion_bands > 0 else None
         self.motion_prediction: torch.Tensor | None = None  # (B, N, T', bands) from the last forward
         # Not in the paper: a direct path from each motion step to the logits of its time's frequency rows,
@@ -113,7 +115,8 @@ class MusicGesture(nn.Module):
         if self.prior is not None:
             prior = self.prior(motion).transpose(1, 2)  # (B*N, F, T')
             out = out + F.interpolate(prior, size=out.shape[-1], mode="linear", align_corners=False)[:, None]
-        return _fine(out.reshape(B, N, *out.shape[-2:]), self.scale)
+        out = out.reshape(B, N, *out.shape[-2:])
+        return _fine(compete(out) if self.competitive else out, self.scale)
 
 
 class SoundOfPixels(nn.Module):
@@ -126,12 +129,14 @@ class SoundOfPixels(nn.Module):
         self.scale = nn.Parameter(torch.ones(cfg.appearance_dim))
         self.bias = nn.Parameter(torch.zeros(1))
         self.scale_factor = cfg.input_scale
+        self.competitive = cfg.competitive
 
     def forward(self, mix_logmag: torch.Tensor, keypoints: torch.Tensor, crops: torch.Tensor) -> torch.Tensor:
         B, N = crops.shape[:2]
         feats = self.unet(_coarse(mix_logmag, self.scale_factor))  # (B, K, F, T)
         v = torch.sigmoid(self.appearance(crops.flatten(0, 1))).reshape(B, N, -1) * self.scale
-        return _fine(torch.einsum("bnk,bkft->bnft", v, feats) + self.bias, self.scale_factor)
+        logits = torch.einsum("bnk,bkft->bnft", v, feats) + self.bias
+        return _fine(compete(logits) if self.competitive else logits, self.scale_factor)
 
 
 class AudioOnly(nn.Module):
@@ -146,6 +151,21 @@ class AudioOnly(nn.Module):
 
     def forward(self, mix_logmag: torch.Tensor, keypoints: torch.Tensor, crops: torch.Tensor) -> torch.Tensor:
         return _fine(self.unet(_coarse(mix_logmag, self.scale)), self.scale)
+
+
+def compete(logits: torch.Tensor) -> torch.Tensor:
+    """Per-person scores (B, N, F, T) → logits whose sigmoids are a softmax over the N persons.
+
+    sigmoid(l_n - logsumexp_{m≠n} l_m) = exp(l_n) / Σ_m exp(l_m), so the masks of a
+    mixture's persons sum to 1 in every bin and a bin one person takes, the others lose.
+    A single person gets +inf-like logits (the whole mixture), as a solo should.
+    """
+    N = logits.shape[1]
+    if N == 1:
+        return torch.full_like(logits, 30.0)
+    eye = torch.eye(N, dtype=torch.bool, device=logits.device)[None, :, :, None, None]
+    others = logits[:, None].expand(-1, N, -1, -1, -1).masked_fill(eye, float("-inf"))
+    return logits - torch.logsumexp(others, dim=2)
 
 
 def _coarse(x: torch.Tensor, scale: int) -> torch.Tensor:
