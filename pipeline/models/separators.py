@@ -115,8 +115,7 @@ class MusicGesture(nn.Module):
         if self.prior is not None:
             prior = self.prior(motion).transpose(1, 2)  # (B*N, F, T')
             out = out + F.interpolate(prior, size=out.shape[-1], mode="linear", align_corners=False)[:, None]
-        out = out.reshape(B, N, *out.shape[-2:])
-        return _fine(compete(out) if self.competitive else out, self.scale)
+        return _scores_to_logits(_fine(out.reshape(B, N, *out.shape[-2:]), self.scale), self.competitive)
 
 
 class SoundOfPixels(nn.Module):
@@ -135,8 +134,8 @@ class SoundOfPixels(nn.Module):
         B, N = crops.shape[:2]
         feats = self.unet(_coarse(mix_logmag, self.scale_factor))  # (B, K, F, T)
         v = torch.sigmoid(self.appearance(crops.flatten(0, 1))).reshape(B, N, -1) * self.scale
-        logits = torch.einsum("bnk,bkft->bnft", v, feats) + self.bias
-        return _fine(compete(logits) if self.competitive else logits, self.scale_factor)
+        scores = _fine(torch.einsum("bnk,bkft->bnft", v, feats) + self.bias, self.scale_factor)
+        return _scores_to_logits(scores, self.competitive)
 
 
 class AudioOnly(nn.Module):
@@ -166,6 +165,12 @@ def compete(logits: torch.Tensor) -> torch.Tensor:
     eye = torch.eye(N, dtype=torch.bool, device=logits.device)[None, :, :, None, None]
     others = logits[:, None].expand(-1, N, -1, -1, -1).masked_fill(eye, float("-inf"))
     return logits - torch.logsumexp(others, dim=2)
+
+
+def _scores_to_logits(scores: torch.Tensor, competitive: bool) -> torch.Tensor:
+    """A visual model's per-person scores at full size → its mask logits (competing after upsampling,
+    so the masks sum to 1 in every bin of the spectrogram, not only of the coarse grid)."""
+    return compete(scores) if competitive else scores
 
 
 def _coarse(x: torch.Tensor, scale: int) -> torch.Tensor:
