@@ -287,7 +287,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             step_times.append(time.perf_counter() - t_step)
             step += 1
         scheduler.step()
-        val_sdr, val_floor = _validate(model, val_shard, tc, device, permutation_invariant, world)
+        val_sdr, val_floor = _validate(model, val_shard, tc, device, permutation_invariant, world, rank)
         loss_mean = _mean_over_workers(losses, device, world)
         metrics = {"epoch": epoch, "step": step, "loss": loss_mean, "val_sdr": val_sdr,
                    "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - t0,
@@ -357,10 +357,15 @@ def _probe_loss(model, batch, tc: TrainConfig, device, permutation_invariant: bo
     return loss
 
 
-def _validate(model, shard, tc: TrainConfig, device, permutation_invariant: bool, world: int):
+def _validate(model, shard, tc: TrainConfig, device, permutation_invariant: bool, world: int, rank: int = 0):
     """Mean quick SDR over this worker's share of fixed held-out mixtures, pooled over workers, and
     the same for the constant mask 1/N on those mixtures (quick SDR is not scale-invariant: that
     floor is ~3 dB on duets, and the model's number means something only above it).
+
+    ``shard`` is the whole validation split (every worker reads all of it). The mixtures are made
+    from the rows with the smallest clip numbers (a hash, so a random sample), every ``world``-th
+    from ``rank``: they depend on the split's contents only, not on the order Ray delivers its
+    blocks, so they are the same every epoch, on every run and for every model.
 
     Both NaN when there is no validation split, or it holds too few sources to mix. Runs the bare
     module, not the DDP wrapper: a worker whose share forms no mixture skips the forward, and
@@ -374,20 +379,23 @@ def _validate(model, shard, tc: TrainConfig, device, permutation_invariant: bool
     sdrs, floors = [], []
     n = min(tc.sources)
     per_worker = max(1, tc.val_mixtures // world)
+    rows = (n if tc.objective == "mix" else 1) * per_worker  # rows one worker mixes
+    batch = _first_clips(shard, rows * world, batch_size=max(2 * n, rows))
+    if batch is not None:
+        batch = {k: v[rank::world] for k, v in batch.items()}
     with torch.no_grad():
-        for batch in shard.iter_torch_batches(batch_size=max(2 * n, n * per_worker), drop_last=False):
-            if sdrs:
-                continue  # one batch of fixed mixtures per worker is the quick estimate; drain the rest
-            if tc.objective == "mix":
-                groups = group_sources(batch["instrument"], n, "any", gen)[:per_worker]
-                if len(groups) == 0:
-                    continue
+        if batch is not None and tc.objective == "mix":
+            groups = group_sources(batch["instrument"], n, "any", gen)[:per_worker]
+            if len(groups) == 0:
+                batch = None
+            else:
                 parts = batch["wave"].float()[groups] / shards.PCM_SCALE / n
                 mix, keypoints, crops = parts.sum(1), batch["keypoints"][groups], batch["crop"][groups]
-            else:
-                k = int(batch["n"].min())
-                mix, parts = batch["mix"].float() / shards.PCM_SCALE, batch["stems"][:, :k].float() / shards.PCM_SCALE
-                keypoints, crops = batch["keypoints"][:, :k], batch["crops"][:, :k]
+        elif batch is not None:
+            k = int(batch["n"].min())
+            mix, parts = batch["mix"].float() / shards.PCM_SCALE, batch["stems"][:, :k].float() / shards.PCM_SCALE
+            keypoints, crops = batch["keypoints"][:, :k], batch["crops"][:, :k]
+        if batch is not None:
             mix, parts = mix.to(device), parts.to(device)
             spectra = spectrograms(mix, parts)
             logits = model(spectra.mix_logmag, keypoints.float().to(device),
@@ -397,6 +405,20 @@ def _validate(model, shard, tc: TrainConfig, device, permutation_invariant: bool
             sdrs += sdr.flatten().tolist()
             floors += constant_mask_sdr(mix, parts).flatten().tolist()
     return _mean_over_workers(sdrs, device, world), _mean_over_workers(floors, device, world)
+
+
+def _first_clips(shard, count: int, batch_size: int) -> dict[str, torch.Tensor] | None:
+    """The ``count`` rows of a dataset (shard) with the smallest clip numbers, in that order; None if empty.
+
+    Reads every batch but keeps at most ``count`` rows besides the batch at hand.
+    """
+    kept = None
+    for batch in shard.iter_torch_batches(batch_size=batch_size, drop_last=False):
+        if kept is not None:
+            batch = {k: torch.cat([kept[k], v]) for k, v in batch.items()}
+        order = torch.argsort(batch["clip"], stable=True)[:count]
+        kept = {k: v[order] for k, v in batch.items()}
+    return kept if kept is not None and len(kept["clip"]) else None
 
 
 def _mean_over_workers(values: list[float], device, world: int) -> float:
@@ -532,7 +554,7 @@ def run_train(
 ) -> TrainSummary:
     """Train ``config.train.model`` on the shards with Ray Train; returns the summary."""
     import ray
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     from pipeline.raysession import init_ray
@@ -576,6 +598,8 @@ def run_train(
             failure_config=FailureConfig(max_failures=tc.max_failures),
         ),
         datasets=datasets,
+        # every worker reads the whole validation split and picks its own fixed share (see _validate)
+        dataset_config=DataConfig(datasets_to_split=["train"]),
     )
     result = trainer.fit()
     if result.checkpoint is None:

@@ -172,3 +172,25 @@ def test_validation_reports_the_constant_mask_floor_on_the_same_mixtures(tiny_sh
     assert 0.5 < floor_a < 6.0  # about 3 dB for duets of roughly uncorrelated sources
     assert math.isfinite(sdr_a) and math.isfinite(sdr_b) and sdr_a != sdr_b  # the models' own scores
     assert all(math.isnan(x) for x in _validate(None, None, tc, torch.device("cpu"), False, 1))  # no val split
+
+
+def test_validation_mixtures_do_not_depend_on_the_order_rows_arrive_in(tiny_shards):
+    """Ray delivers a materialized split's blocks in no fixed order: the same rows in another order, and in
+    other batch sizes, give the same mixtures (same floor and score); two workers take disjoint clips."""
+    from pipeline.models.separators import build_model
+    from pipeline.train import _first_clips, _validate, model_config, rows_in_memory
+
+    _, folder = tiny_shards
+    tc = load_config("tiny", overrides=FAST).train
+    rows = rows_in_memory(sorted((find_version(str(folder)) / "split=train").glob("*.parquet")), tc)
+    shuffled = {k: v[torch.randperm(len(v), generator=torch.Generator().manual_seed(3))] for k, v in rows.items()}
+    torch.manual_seed(0)
+    model = build_model(model_config(tc))
+    a = _validate(model, _Shard(rows), tc, torch.device("cpu"), False, 1)
+    b = _validate(model, _Shard(shuffled), tc, torch.device("cpu"), False, 1)
+    assert math.isfinite(a[1]) and a == b
+    # the kept rows are the smallest clip numbers whatever the batch size; ranks split them
+    first = _first_clips(_Shard(shuffled), 6, batch_size=4)["clip"]
+    assert first.tolist() == sorted(rows["clip"].tolist())[:6]
+    assert torch.equal(_first_clips(_Shard(rows), 6, batch_size=64)["clip"], first)
+    assert set(first[0::2].tolist()).isdisjoint(first[1::2].tolist())
