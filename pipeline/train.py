@@ -383,6 +383,7 @@ def _validate(model, shard, tc: TrainConfig, device, permutation_invariant: bool
     batch = _first_clips(shard, rows * world, batch_size=max(2 * n, rows))
     if batch is not None:
         batch = {k: v[rank::world] for k, v in batch.items()}
+        batch = batch if len(batch["clip"]) else None  # fewer validation rows than workers
     with torch.no_grad():
         if batch is not None and tc.objective == "mix":
             groups = group_sources(batch["instrument"], n, "any", gen)[:per_worker]

@@ -194,3 +194,5 @@ def test_validation_mixtures_do_not_depend_on_the_order_rows_arrive_in(tiny_shar
     assert first.tolist() == sorted(rows["clip"].tolist())[:6]
     assert torch.equal(_first_clips(_Shard(rows), 6, batch_size=64)["clip"], first)
     assert set(first[0::2].tolist()).isdisjoint(first[1::2].tolist())
+    one_row = _Shard({k: v[:1] for k, v in rows.items()})  # fewer rows than workers: nothing to mix, no error
+    assert all(math.isnan(x) for x in _validate(model, one_row, tc, torch.device("cpu"), False, 2, rank=1))
