@@ -519,12 +519,12 @@ def _plain_worker(rank: int, world: int, port: int, shards_dir: str, config_doc:
     dist.init_process_group("gloo", rank=rank, world_size=world)
     tc = config_from_doc(config_doc).train
 
-    def rows(split: str, share: bool) -> dict | None:  # a split's rows, or this rank's clips of them
+    def rows(split: str, *share: int) -> dict | None:  # a split's rows, or (rank, world) one rank's clips of them
         files = sorted((Path(shards_dir) / f"split={split}").glob("*.parquet"))
-        return rows_in_memory(files, tc, *((rank, world) if share else (0, 1))) if files else None
+        return rows_in_memory(files, tc, *share) if files else None
 
     # as pipeline.train: the train split's rows are split among workers, every worker reads all of val
-    data, val_rows = rows("train", share=True), rows("val", share=False)
+    data, val_rows = rows("train", rank, world), rows("val")
     val = _RowsInMemory(val_rows) if val_rows is not None else None
     torch.manual_seed(tc.seed)
     model = torch.nn.parallel.DistributedDataParallel(build_model(model_config(tc)))

@@ -380,32 +380,34 @@ def _validate(model, shard, tc: TrainConfig, device, permutation_invariant: bool
     n = min(tc.sources)
     per_worker = max(1, tc.val_mixtures // world)
     rows = (n if tc.objective == "mix" else 1) * per_worker  # rows one worker mixes
-    batch = _first_clips(shard, rows * world, batch_size=max(2 * n, rows))
-    if batch is not None:
-        batch = {k: v[rank::world] for k, v in batch.items()}
-        batch = batch if len(batch["clip"]) else None  # fewer validation rows than workers
-    with torch.no_grad():
-        if batch is not None and tc.objective == "mix":
-            groups = group_sources(batch["instrument"], n, "any", gen)[:per_worker]
-            if len(groups) == 0:
-                batch = None
-            else:
-                parts = batch["wave"].float()[groups] / shards.PCM_SCALE / n
-                mix, keypoints, crops = parts.sum(1), batch["keypoints"][groups], batch["crop"][groups]
-        elif batch is not None:
-            k = int(batch["n"].min())
-            mix, parts = batch["mix"].float() / shards.PCM_SCALE, batch["stems"][:, :k].float() / shards.PCM_SCALE
-            keypoints, crops = batch["keypoints"][:, :k], batch["crops"][:, :k]
-        if batch is not None:
-            mix, parts = mix.to(device), parts.to(device)
+    kept = _first_clips(shard, rows * world, batch_size=max(2 * n, rows))
+    inputs = _validation_inputs({k: v[rank::world] for k, v in kept.items()}, tc, n, per_worker, gen) if kept else None
+    if inputs is not None:
+        mix, parts, keypoints, crops = (x.to(device) for x in inputs)
+        with torch.no_grad():
             spectra = spectrograms(mix, parts)
-            logits = model(spectra.mix_logmag, keypoints.float().to(device),
-                           crops.float().permute(0, 1, 4, 2, 3).to(device) / 255.0)  # fmt: skip
+            logits = model(spectra.mix_logmag, keypoints.float(), crops.float().permute(0, 1, 4, 2, 3) / 255.0)
             est = separate(mix, masks_from_logits(logits.float(), tc.mask))
             sdr = quick_sdr(est[:, : parts.shape[1]], parts) if not permutation_invariant else _best_perm(est, parts)
-            sdrs += sdr.flatten().tolist()
-            floors += constant_mask_sdr(mix, parts).flatten().tolist()
+        sdrs += sdr.flatten().tolist()
+        floors += constant_mask_sdr(mix, parts).flatten().tolist()
     return _mean_over_workers(sdrs, device, world), _mean_over_workers(floors, device, world)
+
+
+def _validation_inputs(rows: dict[str, torch.Tensor], tc: TrainConfig, n: int, mixtures: int, gen):
+    """One worker's validation rows → (mix, parts, keypoints, crops) of up to ``mixtures`` mixtures of ``n``
+    sources (``mix``) or of the real mixtures (``supervised``); None when they form none."""
+    if not len(rows["clip"]):  # fewer validation rows than workers
+        return None
+    if tc.objective == "mix":
+        groups = group_sources(rows["instrument"], n, "any", gen)[:mixtures]
+        if len(groups) == 0:
+            return None
+        parts = rows["wave"].float()[groups] / shards.PCM_SCALE / n
+        return parts.sum(1), parts, rows["keypoints"][groups], rows["crop"][groups]
+    k = int(rows["n"].min())
+    mix, parts = rows["mix"].float() / shards.PCM_SCALE, rows["stems"][:, :k].float() / shards.PCM_SCALE
+    return mix, parts, rows["keypoints"][:, :k], rows["crops"][:, :k]
 
 
 def _first_clips(shard, count: int, batch_size: int) -> dict[str, torch.Tensor] | None:
