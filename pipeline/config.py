@@ -110,6 +110,8 @@ class TrainConfig:
     visual_input: bool  # music_gesture: the motion's predicted envelope map is a second U-Net input (not in the paper)
     competitive_masks: bool  # visual models: persons compete for each bin (masks sum to 1; not in the papers)
     gcn_joint_embedding: int  # >0: a learned per-joint vector of this size joins the GCN's input
+    gcn_partitions: str  # uniform (one weight per layer) or spatial (ST-GCN's three neighbour subsets)
+    gcn_bones: bool  # each joint's offset from its parent joins the GCN's input
     appearance_dim: int
     appearance_weights: str  # optional torchvision ResNet-18 state dict (path)
     crop_size: int  # crops are resized to this for the appearance encoder

@@ -204,7 +204,13 @@ def model_config(tc: TrainConfig) -> ModelConfig:
     return ModelConfig(
         name=tc.model,
         unet=UNetConfig(depth=tc.unet_depth, base=tc.unet_base, time_levels=tc.unet_time_levels),
-        gcn=GCNConfig(channels=tc.gcn_channels, strides=tc.gcn_strides, joint_embedding=tc.gcn_joint_embedding),
+        gcn=GCNConfig(
+            channels=tc.gcn_channels,
+            strides=tc.gcn_strides,
+            joint_embedding=tc.gcn_joint_embedding,
+            partitions=tc.gcn_partitions,
+            bones=tc.gcn_bones,
+        ),
         appearance_dim=tc.appearance_dim,
         appearance_weights=tc.appearance_weights,
         max_sources=max(tc.sources),

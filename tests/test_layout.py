@@ -79,3 +79,20 @@ def test_real_openpose_people_map_into_the_layout():
         assert box is not None and box[2] > box[0] and box[3] > box[1]
         assert (kp[kp[:, 2] == 0] == 0).all()
     assert layout.bounding_box(layout.empty()[0]) is None
+
+
+def test_hops_and_parents_lead_every_joint_to_the_neck():
+    neck = layout.INDEX["Neck"]
+    hop = layout.hops_from(neck)
+    parent = layout.parents()
+    assert hop[neck] == 0 and parent[neck] == neck
+    assert hop[layout.INDEX["LWrist"]] == 3  # neck, shoulder, elbow, wrist
+    edges = {frozenset(e) for e in layout.EDGES}
+    for j in range(layout.NUM_JOINTS):
+        if j != neck:
+            assert frozenset((j, parent[j])) in edges and hop[parent[j]] == hop[j] - 1
+    tip = layout.LEFT_HAND.start + 20  # the little finger's tip: 4 finger joints, hand wrist, arm
+    steps, j = 0, tip
+    while j != neck:
+        j, steps = parent[j], steps + 1
+    assert steps == hop[tip] == 3 + 1 + 4

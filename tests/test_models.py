@@ -6,7 +6,15 @@ import torch
 
 from pipeline.models.appearance import AppearanceEncoder
 from pipeline.models.fusion import AttentionFusion
-from pipeline.models.gcn import ContextGCN, GCNConfig, GraphConv, normalize_keypoints, normalized_adjacency
+from pipeline.models.gcn import (
+    ContextGCN,
+    GCNConfig,
+    GraphConv,
+    normalize_keypoints,
+    normalized_adjacency,
+    partitioned_adjacency,
+    with_bones,
+)
 from pipeline.models.separators import MODELS, ModelConfig, build_model
 from pipeline.models.spectral import unwarp, warp
 from pipeline.models.unet import AudioUNet, UNetConfig
@@ -54,6 +62,49 @@ def test_graph_conv_mixes_only_neighbours():
     assert (
         set(np.flatnonzero(changed.numpy())) == neighbours == {joint, layout.INDEX["LShoulder"], layout.INDEX["LWrist"]}
     )
+
+
+def test_spatial_partitions_split_the_adjacency_and_can_read_a_bend():
+    """ST-GCN's subsets give a joint, its neighbours nearer the neck and those farther off their own
+    weights; with one shared weight (uniform) a layer is a positive average of neighbours and cannot
+    output a finger joint's offset from its parent (a bend), with subsets it can, exactly."""
+    spatial, uniform = partitioned_adjacency("spatial"), partitioned_adjacency("uniform")
+    assert spatial.shape == (3, 61, 61) and torch.allclose(spatial.sum(0), uniform[0])
+    joint = layout.LEFT_HAND.start + 7  # index finger, third joint: a parent and a child
+    parent = int(layout.parents()[joint])
+    x = torch.randn(500, layout.NUM_JOINTS, dtype=torch.float64)
+    target = x[:, joint] - x[:, parent]
+    residual = {}
+    for name, adjacency in (("uniform", uniform), ("spatial", spatial)):
+        features = torch.einsum("nj,kj->nk", x, adjacency[:, :, joint].double())  # one per subset
+        w = torch.linalg.lstsq(features, target[:, None]).solution
+        residual[name] = float((features @ w)[:, 0].sub(target).pow(2).mean() / target.pow(2).mean())
+    assert residual["spatial"] < 1e-10 and residual["uniform"] > 0.3
+    conv = GraphConv(2, 5, spatial)
+    assert conv(torch.randn(1, 2, 4, 61)).shape == (1, 5, 4, 61)
+    with pytest.raises(ValueError, match="unknown GCN partitions"):
+        partitioned_adjacency("distance")
+
+
+def test_bones_are_offsets_from_the_parent_and_zero_where_a_joint_is_missing():
+    parent = torch.from_numpy(layout.parents())
+    kp = torch.rand(2, 3, 61, 3) * 100
+    kp[..., 2] = 0.9
+    tip, mid = layout.RIGHT_HAND.start + 4, layout.RIGHT_HAND.start + 3  # thumb tip and the joint below it
+    kp[1, 2, mid] = 0.0  # missing
+    out = with_bones(kp, parent)
+    assert out.shape == (2, 3, 61, 5) and torch.equal(out[..., :3], kp)
+    assert torch.allclose(out[0, 0, tip, 3:], kp[0, 0, tip, :2] - kp[0, 0, mid, :2])
+    assert (out[1, 2, tip, 3:] == 0).all() and (out[1, 2, mid, 3:] == 0).all()  # its own bone and its child's
+    assert (out[..., layout.INDEX["Neck"], 3:] == 0).all()  # the root is its own parent
+    moved = kp.clone()
+    moved[..., :2] += torch.tensor([13.0, -7.0])
+    assert torch.allclose(with_bones(moved, parent)[..., 3:], out[..., 3:], atol=1e-4)  # position-free
+    gcn = ContextGCN(GCNConfig(channels=(8,), strides=(1,), partitions="spatial", bones=True), context_in=4)
+    y = gcn(normalize_keypoints(kp), torch.randn(2, 4))
+    assert y.shape == (2, 3, 8)
+    y.pow(2).mean().backward()
+    _grads_everywhere(gcn)
 
 
 def test_gcn_shapes_stride_and_gradients():

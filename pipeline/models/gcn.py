@@ -27,6 +27,11 @@ class GCNConfig:
     context_dim: int = 64  # context channels joined to each node at the input
     dropout: float = 0.1
     joint_embedding: int = 0  # >0: a learned vector of this size per joint joins its input (which joint it is)
+    # "uniform": one weight for a joint and its neighbours (a low-pass over the skeleton);
+    # "spatial": ST-GCN's three subsets (the joint and its peers, neighbours towards the neck,
+    # neighbours away from it), each with its own weights, so a layer can tell a finger's bend
+    partitions: str = "uniform"
+    bones: bool = False  # each joint's offset from its parent (towards the neck) joins its input
 
 
 def normalized_adjacency() -> torch.Tensor:
@@ -36,8 +41,24 @@ def normalized_adjacency() -> torch.Tensor:
     return d[:, None] * a * d[None, :]
 
 
+def partitioned_adjacency(kind: str) -> torch.Tensor:
+    """The normalised adjacency split into subsets, ``(K, 61, 61)``; entry ``[k, j, l]`` carries joint j to l.
+
+    ``uniform``: one subset. ``spatial`` (ST-GCN): for each joint l, its neighbours j at the
+    same hop distance from the neck (itself included), nearer to the neck, and farther from it.
+    """
+    a = normalized_adjacency()
+    if kind == "uniform":
+        return a[None]
+    if kind != "spatial":
+        raise ValueError(f"unknown GCN partitions {kind!r} (uniform or spatial)")
+    hop = torch.from_numpy(layout.hops_from(layout.INDEX["Neck"]))
+    hj, hl = hop[:, None], hop[None, :]
+    return torch.stack([a * (hj == hl), a * (hj < hl), a * (hj > hl)])
+
+
 class GraphConv(nn.Module):
-    """Spatial graph convolution: ``y = A_norm · x · W`` over the joint axis.
+    """Spatial graph convolution: ``y = Σ_k A_k · x · W_k`` over the joint axis.
 
     ``x``: (batch, channels, time, joints) → (batch, out_channels, time, joints).
     A joint's output depends only on itself and its graph neighbours.
@@ -45,11 +66,16 @@ class GraphConv(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, adjacency: torch.Tensor) -> None:
         super().__init__()
+        if adjacency.dim() == 2:
+            adjacency = adjacency[None]
         self.register_buffer("adjacency", adjacency.float(), persistent=False)
-        self.proj = nn.Conv2d(c_in, c_out, kernel_size=1)
+        self.subsets = adjacency.shape[0]
+        self.proj = nn.Conv2d(c_in, c_out * self.subsets, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("bctj,jk->bctk", self.proj(x), self.adjacency)
+        y = self.proj(x)
+        y = y.reshape(y.shape[0], self.subsets, -1, *y.shape[2:])  # (B, K, C, T, J)
+        return torch.einsum("bkctj,kjl->bctl", y, self.adjacency)
 
 
 class STBlock(nn.Module):
@@ -85,10 +111,13 @@ class ContextGCN(nn.Module):
 
     def __init__(self, cfg: GCNConfig, context_in: int) -> None:
         super().__init__()
-        adjacency = normalized_adjacency()
+        adjacency = partitioned_adjacency(cfg.partitions)
+        self.bones = cfg.bones
+        self.register_buffer("parent", torch.from_numpy(layout.parents()), persistent=False)  # towards the neck
+        c_kp = 5 if cfg.bones else 3
         self.context = nn.Linear(context_in, cfg.context_dim)
-        self.input_norm = nn.BatchNorm1d(3 * layout.NUM_JOINTS)
-        blocks, c_in = [], 3 + cfg.context_dim + cfg.joint_embedding
+        self.input_norm = nn.BatchNorm1d(c_kp * layout.NUM_JOINTS)
+        blocks, c_in = [], c_kp + cfg.context_dim + cfg.joint_embedding
         # The graph convolution shares its weights over joints, so without this a node does not know
         # which joint it is (a left-hand finger and a knee read alike once the joints are averaged).
         self.joint_embedding = (
@@ -101,6 +130,8 @@ class ContextGCN(nn.Module):
         self.out_dim = c_in
 
     def forward(self, keypoints: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        if self.bones:
+            keypoints = with_bones(keypoints, self.parent)
         B, T, J, C = keypoints.shape
         x = self.input_norm(keypoints.reshape(B, T, J * C).transpose(1, 2)).reshape(B, J, C, T)
         x = x.permute(0, 2, 3, 1)  # (B, C, T, J)
@@ -130,3 +161,13 @@ def normalize_keypoints(kp: torch.Tensor) -> torch.Tensor:
     )
     xy = (kp[..., :2] - centre) / spread * seen
     return torch.cat([xy, kp[..., 2:3] * seen], dim=-1)
+
+
+def with_bones(kp: torch.Tensor, parent: torch.Tensor) -> torch.Tensor:
+    """``(..., 61, 3)`` → ``(..., 61, 5)``: each joint's offset from ``parent[joint]`` appended.
+
+    A bone is zero where the joint or its parent is missing. Bones are what a hand's shape is
+    (a finger's bend), whatever the hand's position.
+    """
+    seen = (kp[..., 2:3] > 0) & (kp[..., parent, 2:3] > 0)
+    return torch.cat([kp, (kp[..., :2] - kp[..., parent, :2]) * seen], dim=-1)

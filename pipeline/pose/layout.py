@@ -46,6 +46,35 @@ def adjacency(self_loops: bool = True) -> np.ndarray:
     return a
 
 
+def hops_from(root: int) -> np.ndarray:
+    """Each joint's number of edges from ``root`` (breadth-first over :data:`EDGES`), ``(61,)``."""
+    hop = np.full(NUM_JOINTS, -1, np.int64)
+    hop[root], frontier = 0, [root]
+    while frontier:
+        nxt = []
+        for i, j in EDGES:
+            for a, b in ((i, j), (j, i)):
+                if a in frontier and hop[b] < 0:
+                    hop[b] = hop[a] + 1
+                    nxt.append(b)
+        frontier = nxt
+    if (hop < 0).any():
+        raise ValueError(f"joints not connected to {JOINTS[root]}: {[JOINTS[k] for k in np.flatnonzero(hop < 0)]}")
+    return hop
+
+
+def parents(root: str = "Neck") -> np.ndarray:
+    """Each joint's neighbour one hop nearer to ``root`` (the root is its own parent), ``(61,)``."""
+    hop = hops_from(INDEX[root])
+    out = np.arange(NUM_JOINTS)
+    for i, j in EDGES:
+        if hop[i] == hop[j] + 1:
+            out[i] = j
+        elif hop[j] == hop[i] + 1:
+            out[j] = i
+    return out
+
+
 def empty(n: int = 1) -> np.ndarray:
     """``(n, 61, 3)`` of missing joints."""
     return np.zeros((n, NUM_JOINTS, 3), np.float32)
