@@ -112,6 +112,7 @@ class TrainConfig:
     gcn_joint_embedding: int  # >0: a learned per-joint vector of this size joins the GCN's input
     gcn_partitions: str  # uniform (one weight per layer) or spatial (ST-GCN's three neighbour subsets)
     gcn_bones: bool  # each joint's offset from its parent joins the GCN's input
+    gcn_readout: str  # mean over joints, or joints (a linear map of every joint's features)
     appearance_dim: int
     appearance_weights: str  # optional torchvision ResNet-18 state dict (path)
     crop_size: int  # crops are resized to this for the appearance encoder

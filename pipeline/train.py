@@ -210,6 +210,7 @@ def model_config(tc: TrainConfig) -> ModelConfig:
             joint_embedding=tc.gcn_joint_embedding,
             partitions=tc.gcn_partitions,
             bones=tc.gcn_bones,
+            readout=tc.gcn_readout,
         ),
         appearance_dim=tc.appearance_dim,
         appearance_weights=tc.appearance_weights,

@@ -229,7 +229,7 @@ def test_warp_round_trip():
 
 
 def test_joint_embedding_tells_the_gcn_which_joint_moves():
-    """Without it, graph convolutions share weights over joints and the joints are averaged, so a
+    """Without it (or a readout of all joints), graph convolutions share weights over joints and the joints are averaged, so a
     motion moved from one hand to the other reads much alike; the embedding joins each joint's
     identity to its input."""
     torch.manual_seed(0)
@@ -240,12 +240,16 @@ def test_joint_embedding_tells_the_gcn_which_joint_moves():
     left[0, :, 19, 1] = torch.sin(t)  # a joint of one hand moves
     right[0, :, 40, 1] = torch.sin(t)  # the same motion on a joint of the other hand
     gap = {}
-    for emb in (0, 8):
-        gcn = ContextGCN(GCNConfig(channels=(16,), strides=(1,), joint_embedding=emb, dropout=0.0), context_in=4).eval()
+    for emb, readout in ((0, "mean"), (8, "mean"), (0, "joints")):
+        cfg = GCNConfig(channels=(16,), strides=(1,), joint_embedding=emb, dropout=0.0, readout=readout)
+        gcn = ContextGCN(cfg, context_in=4).eval()
         ctx = torch.zeros(1, 4)
         with torch.no_grad():
-            gap[emb] = float((gcn(left, ctx) - gcn(right, ctx)).abs().mean())
-    assert gap[8] > 2 * gap[0]
+            gap[emb, readout] = float((gcn(left, ctx) - gcn(right, ctx)).abs().mean())
+    assert gap[8, "mean"] > 2 * gap[0, "mean"]
+    assert gap[0, "joints"] > 2 * gap[0, "mean"]  # a readout of all joints keeps which one moved
+    with pytest.raises(ValueError, match="unknown GCN readout"):
+        ContextGCN(GCNConfig(readout="max"), context_in=4)
 
 
 def test_visual_input_and_mask_prior_paths():

@@ -32,6 +32,7 @@ class GCNConfig:
     # neighbours away from it), each with its own weights, so a layer can tell a finger's bend
     partitions: str = "uniform"
     bones: bool = False  # each joint's offset from its parent (towards the neck) joins its input
+    readout: str = "mean"  # "mean" over the joints, or "joints": a linear map of every joint's features
 
 
 def normalized_adjacency() -> torch.Tensor:
@@ -105,8 +106,8 @@ class ContextGCN(nn.Module):
 
     ``forward(keypoints, context)``: keypoints (batch, time, 61, 3) as
     (x, y, confidence) already normalised per person; context (batch, context_in)
-    → (batch, time', channels[-1]). Joints are averaged after the last block,
-    weighted by whether they were seen.
+    → (batch, time', channels[-1]). After the last block the joints are averaged
+    (``readout="mean"``) or read together by one linear map (``"joints"``).
     """
 
     def __init__(self, cfg: GCNConfig, context_in: int) -> None:
@@ -128,6 +129,10 @@ class ContextGCN(nn.Module):
             c_in = c_out
         self.blocks = nn.Sequential(*blocks)
         self.out_dim = c_in
+        if cfg.readout not in ("mean", "joints"):
+            raise ValueError(f"unknown GCN readout {cfg.readout!r} (mean or joints)")
+        # the mean forgets which joint carried a feature (one finger pressed or another); a map of all keeps it
+        self.readout = nn.Linear(c_in * layout.NUM_JOINTS, c_in) if cfg.readout == "joints" else None
 
     def forward(self, keypoints: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         if self.bones:
@@ -140,6 +145,8 @@ class ContextGCN(nn.Module):
         if self.joint_embedding is not None:
             parts.append(self.joint_embedding[None].expand(B, -1, T, -1))
         y = self.blocks(torch.cat(parts, dim=1))  # (B, D, T', J)
+        if self.readout is not None:
+            return self.readout(y.permute(0, 2, 1, 3).flatten(2))  # (B, T', D)
         return y.mean(dim=3).transpose(1, 2)  # (B, T', D)
 
 
