@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pipeline import shards
 from pipeline.config import load_config
 from pipeline.instruments import CODES
 from pipeline.mixing import band_envelopes, stft, warp
@@ -31,7 +32,7 @@ def envelopes(rows: dict[str, torch.Tensor], steps: int, bands: int) -> torch.Te
     """Band envelopes (rows, steps, bands) of each row's own wave."""
     out = []
     for i in range(0, len(rows["wave"]), 32):
-        mag = warp(stft(rows["wave"][i : i + 32]).abs()[:, None])  # (b, 1, 256, T)
+        mag = warp(stft(rows["wave"][i : i + 32].float() / shards.PCM_SCALE).abs()[:, None])  # (b, 1, 256, T)
         out.append(band_envelopes(mag, steps, bands)[:, 0])
     return torch.cat(out)
 
@@ -71,6 +72,8 @@ def main() -> None:
     version = find_version(args.shards)
     train = rows_in_memory(sorted((version / "split=train").glob("*.parquet")), tc)
     val = rows_in_memory(sorted((version / "split=val").glob("*.parquet")), tc)
+    for rows in (train, val):
+        rows["keypoints"] = rows["keypoints"].float()
     model = Probe(model_config(tc).gcn, tc.motion_bands)
     with torch.no_grad():
         steps = model(train["keypoints"][:1], train["instrument"][:1]).shape[1]
@@ -89,7 +92,7 @@ def main() -> None:
         loss.backward()
         opt.step()
         sched.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         if step % args.every == 0 or step == args.steps:
             print(f"step {step:5d}  loss {np.mean(losses[-args.every :]):.4f}  val R² {r2(model, val, y_val):.3f}  "
                   f"{(time.perf_counter() - t0) / step:.2f} s/step", flush=True)  # fmt: skip
