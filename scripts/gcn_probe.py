@@ -66,12 +66,15 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--every", type=int, default=100)
     ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--val-split", default="val", help="the split R² is measured on")
     args = ap.parse_args()
     tc = load_config(args.preset, overrides=args.overrides).train
     torch.manual_seed(tc.seed)
     version = find_version(args.shards)
     train = rows_in_memory(sorted((version / "split=train").glob("*.parquet")), tc)
-    val = rows_in_memory(sorted((version / "split=val").glob("*.parquet")), tc)
+    val = rows_in_memory(sorted((version / f"split={args.val_split}").glob("*.parquet")), tc)
+    if not len(train["wave"]) or not len(val["wave"]):
+        raise SystemExit(f"no sources with stems in the train or {args.val_split} split of {version}")
     for rows in (train, val):
         rows["keypoints"] = rows["keypoints"].float()
     model = Probe(model_config(tc).gcn, tc.motion_bands)
