@@ -53,7 +53,8 @@ class Probe(nn.Module):
 def r2(model: Probe, rows: dict, target: torch.Tensor) -> float:
     """1 − SSE / SST over every (row, step, band) of these rows."""
     model.eval()
-    pred = torch.cat([model(rows["keypoints"][i : i + 32], rows["instrument"][i : i + 32]) for i in range(0, len(target), 32)])
+    chunks = range(0, len(target), 32)
+    pred = torch.cat([model(rows["keypoints"][i : i + 32], rows["instrument"][i : i + 32]) for i in chunks])
     model.train()
     return float(1 - (pred - target).pow(2).sum() / target.pow(2).sum())
 

@@ -229,9 +229,9 @@ def test_warp_round_trip():
 
 
 def test_joint_embedding_tells_the_gcn_which_joint_moves():
-    """Without it (or a readout of all joints), graph convolutions share weights over joints and the joints are averaged, so a
-    motion moved from one hand to the other reads much alike; the embedding joins each joint's
-    identity to its input."""
+    """Without it (or a readout of all joints), graph convolutions share weights over joints and
+    the joints are averaged, so a motion moved from one hand to the other reads much alike; the
+    embedding joins each joint's identity to its input."""
     torch.manual_seed(0)
     kp = torch.zeros(1, 16, 61, 3)
     kp[..., 2] = 1.0
