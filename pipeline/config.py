@@ -105,6 +105,8 @@ class TrainConfig:
     input_scale: int  # >1: models see the spectrogram average-pooled by this factor (cheaper; masks upsampled)
     motion_aux: float  # music_gesture: weight of the auxiliary loss (motion predicts its own sound's envelope)
     motion_bands: int  # frequency bands of that envelope
+    motion_warmup_epochs: int  # music_gesture: epochs first training the motion branch alone on that loss
+    warmup_epochs: int  # the learning rate rises linearly over the first epochs of separation, then decays
     fusion_time_bias: bool  # music_gesture: attention prefers the motion at the same time (not in the paper)
     mask_prior: bool  # music_gesture: motion adds a per-time, per-frequency prior to the mask logits (not in the paper)
     visual_input: bool  # music_gesture: the motion's predicted envelope map is a second U-Net input (not in the paper)

@@ -26,6 +26,7 @@ import csv
 import io
 import json
 import logging
+import math
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -239,9 +240,12 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     device = ray.train.torch.get_device()
     use_amp = device.type == "cuda"
     torch.manual_seed(tc.seed)
-    model = ray.train.torch.prepare_model(build_model(mc))
+    motion_epochs = motion_warmup(tc, mc)
+    # the warm-up leaves the separator out of the graph: DDP must then look for unused parameters
+    ddp = {"find_unused_parameters": True} if motion_epochs else None
+    model = ray.train.torch.prepare_model(build_model(mc), parallel_strategy_kwargs=ddp)
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(tc.epochs, 1))
+    scheduler = lr_schedule(optimizer, tc, motion_epochs)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     start_epoch, step, history = 0, 0, []
     checkpoint = ray.train.get_checkpoint()
@@ -266,8 +270,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     val_shard = ray.train.get_dataset_shard("val") if config.get("has_val", True) else None
     out_dir = Path(config["log_dir"])
     probe = None  # rank 0's first batch, scored after every epoch: a low-noise view of learning
-    for epoch in range(start_epoch, tc.epochs):
+    total_epochs = motion_epochs + tc.epochs
+    for epoch in range(start_epoch, total_epochs):
         t0 = time.perf_counter()
+        motion_only = epoch < motion_epochs  # the motion branch's warm-up: its envelope loss alone
         model.train()
         gen = torch.Generator().manual_seed(tc.seed * 1000 + epoch * 10 + rank)
         losses, seen, step_times = [], [], []
@@ -285,7 +291,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 probe = (batch, _probe_loss(model, batch, tc, device, permutation_invariant))
             t_step = time.perf_counter()
             with torch.autocast(device.type, enabled=use_amp):
-                loss = _step_loss(model, batch, tc, gen, device, permutation_invariant)
+                loss = _step_loss(model, batch, tc, gen, device, permutation_invariant, motion_only)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -299,7 +305,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         metrics = {"epoch": epoch, "step": step, "loss": loss_mean, "val_sdr": val_sdr,
                    "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - t0,
                    "step_seconds": float(np.median(step_times)) if step_times else float("nan"),
-                   "val_sdr_floor": val_floor}  # fmt: skip
+                   "val_sdr_floor": val_floor, "phase": "motion" if motion_only else "separate"}  # fmt: skip
         if probe is not None:
             metrics |= {"probe_loss_start": probe[1], "probe_loss": _probe_loss(model, probe[0], tc, device,
                                                                                 permutation_invariant)}  # fmt: skip
@@ -314,7 +320,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 save_checkpoint(Path(tmp), model, optimizer, scheduler, state)
                 ckpt = ray.train.Checkpoint.from_directory(tmp)
                 _write_logs(out_dir, history)
-                print(f"epoch {epoch + 1}/{tc.epochs}  step {step}  loss {metrics['loss']:.4f}  "
+                phase = "  (motion warm-up)" if motion_only else ""
+                print(f"epoch {epoch + 1}/{total_epochs}{phase}  step {step}  loss {metrics['loss']:.4f}  "
                       f"val SDR {val_sdr:.2f} dB (constant mask {val_floor:.2f})  "
                       f"{metrics['seconds']:.0f} s", flush=True)  # fmt: skip
             ray.train.report(metrics, checkpoint=ckpt)
@@ -322,8 +329,36 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             raise RuntimeError(f"injected failure after epoch {epoch} (train.fail_after_epoch)")
 
 
-def _step_loss(model, batch, tc: TrainConfig, gen, device, permutation_invariant: bool) -> torch.Tensor:
-    """The loss of one step: build mixtures, run the model on each target person, compare masks."""
+def motion_warmup(tc: TrainConfig, mc: ModelConfig) -> int:
+    """Epochs of motion warm-up this model gets: only Music Gesture with a motion head has one."""
+    return tc.motion_warmup_epochs if mc.name == "music_gesture" and mc.motion_bands > 0 else 0
+
+
+def lr_factor(epoch: int, tc: TrainConfig, motion_epochs: int) -> float:
+    """The learning rate's factor in an epoch: 1 through the motion warm-up, then a linear rise over
+    ``warmup_epochs`` and a cosine to 0 over the rest of ``epochs``."""
+    e = epoch - motion_epochs
+    if e < 0:
+        return 1.0
+    if e < tc.warmup_epochs:
+        return (e + 1) / (tc.warmup_epochs + 1)
+    span = max(tc.epochs - tc.warmup_epochs, 1)
+    return 0.5 * (1 + math.cos(math.pi * (e - tc.warmup_epochs) / span))
+
+
+def lr_schedule(optimizer, tc: TrainConfig, motion_epochs: int):
+    """Stepped once per epoch. Without warm-ups it is the cosine of earlier versions (whose
+    checkpoints hold that scheduler's state and resume into it)."""
+    if motion_epochs == 0 and tc.warmup_epochs == 0:
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(tc.epochs, 1))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: lr_factor(epoch, tc, motion_epochs))
+
+
+def _step_loss(
+    model, batch, tc: TrainConfig, gen, device, permutation_invariant: bool, motion_only: bool = False
+) -> torch.Tensor:
+    """The loss of one step: build mixtures, run the model on each target person, compare masks.
+    With ``motion_only`` (Music Gesture's warm-up), only the motion branch runs, on its envelope loss."""
     if tc.objective == "mix":
         n = int(tc.sources[int(torch.randint(len(tc.sources), (1,), generator=gen))])
         groups = group_sources(batch["instrument"].cpu(), n, tc.pairing, gen)
@@ -341,6 +376,8 @@ def _step_loss(model, batch, tc: TrainConfig, gen, device, permutation_invariant
         keypoints, crops = batch["keypoints"][:, :n], batch["crops"][:, :n]
     spectra = spectrograms(mix, parts)
     crops = crops.float().permute(0, 1, 4, 2, 3) / 255.0
+    if motion_only:
+        return motion_loss(model(spectra.mix_logmag, keypoints.float(), crops, motion_only=True), spectra)
     logits = model(spectra.mix_logmag, keypoints.float(), crops)
     loss = mask_loss(logits, spectra, tc.mask, permutation_invariant)
     raw = model.module if hasattr(model, "module") else model
@@ -532,7 +569,8 @@ def _finished_run(final: Path, config: Config) -> TrainSummary | None:
     if not final.is_file():
         return None
     doc = load_checkpoint(final)
-    if doc["train_config"] != config_to_dict(config)["train"] or doc["epoch"] + 1 < config.train.epochs:
+    last = motion_warmup(config.train, model_config(config.train)) + config.train.epochs
+    if doc["train_config"] != config_to_dict(config)["train"] or doc["epoch"] + 1 < last:
         return None
     return TrainSummary.of_checkpoint(doc, final.parent.parent, final, seconds=0.0)
 

@@ -196,3 +196,73 @@ def test_validation_mixtures_do_not_depend_on_the_order_rows_arrive_in(tiny_shar
     assert set(first[0::2].tolist()).isdisjoint(first[1::2].tolist())
     one_row = _Shard({k: v[:1] for k, v in rows.items()})  # fewer rows than workers: nothing to mix, no error
     assert all(math.isnan(x) for x in _validate(model, one_row, tc, torch.device("cpu"), False, 2, rank=1))
+
+
+def test_learning_rate_warms_up_then_decays_to_zero():
+    from pipeline.train import lr_factor, lr_schedule
+
+    tc = load_config("tiny", overrides=["train.epochs=10", "train.warmup_epochs=3"]).train
+    f = [lr_factor(e, tc, motion_epochs=2) for e in range(12)]
+    assert f[:2] == [1.0, 1.0]  # the motion warm-up trains at the full rate
+    assert f[2:5] == [0.25, 0.5, 0.75]  # then the separation's rate rises linearly...
+    assert f[5] == 1.0 and all(a > b for a, b in zip(f[5:], f[6:])) and f[-1] < 0.06  # ...and decays by a cosine
+    # without warm-ups the schedule is the cosine of earlier versions (old checkpoints resume into it)
+    plain = dataclasses.replace(tc, warmup_epochs=0)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    cosine = lr_schedule(opt, plain, 0)
+    assert isinstance(cosine, torch.optim.lr_scheduler.CosineAnnealingLR)
+    for e in range(10):
+        assert opt.param_groups[0]["lr"] == pytest.approx(lr_factor(e, plain, 0), abs=1e-9)
+        opt.step()
+        cosine.step()
+
+
+def test_motion_warmup_step_trains_only_the_motion_branch(tiny_shards):
+    """The warm-up's loss is the motion branch's envelope loss alone: the U-Net, the fusion and the
+    attention get no gradient, while the GCN and the appearance encoder that feeds it do."""
+    from pipeline.models.separators import build_model
+    from pipeline.train import _step_loss, model_config, rows_in_memory, rows_per_step
+
+    _, folder = tiny_shards
+    tc = load_config("tiny", overrides=[*FAST, "train.motion_aux=0.5", "train.motion_bands=8"]).train
+    rows = rows_in_memory(sorted((find_version(str(folder)) / "split=train").glob("*.parquet")), tc)
+    batch = {k: v[: rows_per_step(tc)] for k, v in rows.items()}
+    torch.manual_seed(0)
+    model = build_model(model_config(tc))
+    loss = _step_loss(model, batch, tc, torch.Generator().manual_seed(0), torch.device("cpu"), False, True)
+    loss.backward()
+    grads = {name.split(".")[0]: p.grad for name, p in model.named_parameters()}
+    assert {k for k, g in grads.items() if g is None} == {"unet", "fusion"}
+    assert all(float(grads[k].abs().sum()) > 0 for k in ("gcn", "appearance", "to_audio_dim", "motion_head"))
+    # the full step on the same mixtures (same generator) adds the mask loss to the weighted envelope loss
+    full = _step_loss(model, batch, tc, torch.Generator().manual_seed(0), torch.device("cpu"), False)
+    assert float(full) > 0.5 * float(loss) > 0
+
+
+def test_ddp_motion_warmup_then_separation(tiny_shards, tmp_path):
+    """Two workers: one warm-up epoch leaves the separator as built and the replicas equal (DDP with
+    parameters outside the graph), then one separation epoch trains it; the run counts both epochs."""
+    from pipeline.models.separators import build_model
+    from pipeline.train import model_config
+
+    overrides = [*FAST, "train.motion_aux=0.5", "train.motion_bands=8", "train.motion_warmup_epochs=1",
+                 "train.epochs=1", "train.workers=2", "train.steps_per_epoch=1"]  # fmt: skip
+    cfg = load_config("tiny", overrides=overrides)
+    summary = run_train(cfg, str(tiny_shards[1]), str(tmp_path), audit=True, progress=False)
+    assert summary.epochs == 2 and summary.steps == 2
+    run = tmp_path / "music_gesture"
+    history = [json.loads(line) for line in (run / "logs" / "metrics.jsonl").read_text().splitlines()]
+    assert [h["phase"] for h in history] == ["motion", "separate"]
+    for epoch in range(2):
+        a, b = (json.loads((run / "logs" / "audit" / f"epoch{epoch}-rank{r}.json").read_text()) for r in (0, 1))
+        assert a["weights"] == b["weights"]
+    torch.manual_seed(cfg.train.seed)
+    built = build_model(model_config(cfg.train)).state_dict()
+    first, last = (load_checkpoint(sorted(run.glob("checkpoint_*"))[i])["model"] for i in (0, 1))
+    unet = [k for k in built if k.startswith("unet.")]
+    assert unet and all(torch.equal(first[k], built[k]) for k in unet)  # the warm-up left the U-Net alone
+    assert not all(torch.equal(last[k], built[k]) for k in unet)  # separation trained it
+    assert not torch.equal(first["motion_head.weight"], built["motion_head.weight"])
+    # a second run of the same command finds the run finished (warm-up included) and trains nothing
+    again = run_train(cfg, str(tiny_shards[1]), str(tmp_path), progress=False)
+    assert again.epochs == 2 and again.steps == 2

@@ -94,13 +94,21 @@ class MusicGesture(nn.Module):
             nn.init.zeros_(self.prior.weight)
             nn.init.zeros_(self.prior.bias)
 
-    def forward(self, mix_logmag: torch.Tensor, keypoints: torch.Tensor, crops: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, mix_logmag: torch.Tensor, keypoints: torch.Tensor, crops: torch.Tensor, motion_only: bool = False
+    ) -> torch.Tensor:
+        """Mask logits (B, N, F, T); with ``motion_only``, only the motion branch runs and the
+        envelope it predicts for each person (B, N, T', bands) is returned (its warm-up)."""
         B, N = keypoints.shape[:2]
         context = self.appearance(crops.flatten(0, 1))  # (B*N, appearance_dim)
         motion = self.to_audio_dim(self.gcn(normalize_keypoints(keypoints.flatten(0, 1)), context))  # (B*N, T', C)
         envelope = self.motion_head(motion) if self.motion_head is not None else None  # (B*N, T', bands)
         if envelope is not None:
             self.motion_prediction = envelope.reshape(B, N, *envelope.shape[1:])
+        if motion_only:
+            if envelope is None:
+                raise ValueError("motion_only needs the motion head (motion_bands > 0)")
+            return self.motion_prediction
         x = _coarse(mix_logmag, self.scale)
         if self.visual_input:  # one encoding per person: the mixture next to the map of what their motion predicts
             x = x.repeat_interleave(N, dim=0)
