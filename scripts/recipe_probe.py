@@ -92,6 +92,13 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=100)
     ap.add_argument("--duets", type=int, default=24, help="homo and hetero duets each to score")
     ap.add_argument("--val-split", default="val", help="the split the duets are drawn from")
+    ap.add_argument(
+        "--motion-warmup",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="music_gesture: first train the motion branch alone for this many steps (constant lr)",
+    )
     args = ap.parse_args()
     cfg = load_config(args.preset, overrides=args.overrides)
     tc = cfg.train
@@ -104,7 +111,6 @@ def main() -> None:
     model = build_model(model_config(tc))
     oracle = bool(getattr(model, "permutation_invariant", False))
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=args.steps, pct_start=0.1)
     gen = torch.Generator().manual_seed(tc.seed)
     rows = rows_per_step(tc)
     n_params = sum(p.numel() for p in model.parameters())
@@ -119,6 +125,18 @@ def main() -> None:
         print(f"  constant mask 1/N (mixture / N), {kind}: {half:.2f} dB")
         ibm = targets(spectrograms(d["mix"], d["refs"]), "binary")
         print(f"  ideal binary mask, {kind}: {float(quick_sdr(separate(d['mix'], ibm), d['refs']).mean()):.2f} dB")
+    t0, losses = time.perf_counter(), []
+    for step in range(1, args.motion_warmup + 1):  # the trainer's train.motion_warmup_epochs, in steps
+        idx = torch.randperm(len(train["wave"]), generator=gen)[:rows]
+        loss = _step_loss(model, {k: v[idx] for k, v in train.items()}, tc, gen, torch.device("cpu"), oracle, True)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+        if step % args.every == 0 or step == args.motion_warmup:
+            print(f"motion warm-up step {step:5d}  envelope loss {np.mean(losses[-args.every :]):.4f}  "
+                  f"{(time.perf_counter() - t0) / step:.2f} s/step", flush=True)  # fmt: skip
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=args.steps, pct_start=0.1)
     t0, losses = time.perf_counter(), []
     for step in range(1, args.steps + 1):
         idx = torch.randperm(len(train["wave"]), generator=gen)[:rows]

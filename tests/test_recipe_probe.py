@@ -28,3 +28,16 @@ def test_probe_trains_and_scores_duets(tiny_shards):
     for kind in mixture:  # halving the mixture removes half the other source's leak: a higher quick SDR
         assert float(constant[kind]) > float(mixture[kind])
         assert float(ibm[kind]) > float(constant[kind]) + 3.0  # the ideal mask separates
+
+
+def test_probe_warms_up_the_motion_branch_first(tiny_shards):
+    _, version = tiny_shards
+    cmd = [sys.executable, str(ROOT / "scripts" / "recipe_probe.py"), str(version), "--preset", "tiny",
+           "--steps", "1", "--every", "1", "--duets", "2", "--val-split", "train", "--motion-warmup", "2",
+           "--set", "train.motion_aux=0.5", "--set", "train.motion_bands=8"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    warm = re.findall(r"motion warm-up step +(\d+) +envelope loss ([\d.]+)", proc.stdout)
+    assert [int(s) for s, _ in warm] == [1, 2] and all(float(v) > 0 for _, v in warm)
+    assert re.search(r"step +1 +loss [\d.]+ +val homo", proc.stdout)  # then the separation steps
+    assert proc.stdout.index("motion warm-up step") < proc.stdout.index("val homo")
