@@ -22,6 +22,7 @@ resumes from the last checkpoint; re-running the same command resumes too.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -241,9 +242,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     use_amp = device.type == "cuda"
     torch.manual_seed(tc.seed)
     motion_epochs = motion_warmup(tc, mc)
-    # the warm-up leaves the separator out of the graph: DDP must then look for unused parameters
-    ddp = {"find_unused_parameters": True} if motion_epochs else None
-    model = ray.train.torch.prepare_model(build_model(mc), parallel_strategy_kwargs=ddp)
+    model = ray.train.torch.prepare_model(build_model(mc))
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     scheduler = lr_schedule(optimizer, tc, motion_epochs)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
@@ -290,10 +289,15 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             if probe is None and rank == 0:
                 probe = (batch, _probe_loss(model, batch, tc, device, permutation_invariant))
             t_step = time.perf_counter()
-            with torch.autocast(device.type, enabled=use_amp):
-                loss = _step_loss(model, batch, tc, gen, device, permutation_invariant, motion_only)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            # the warm-up leaves the separator out of the graph, which DDP's hooks cannot sync: its gradients
+            # are averaged by hand, and the separator's stay None (AdamW leaves it and its moments untouched)
+            with model.no_sync() if motion_only and world > 1 else contextlib.nullcontext():
+                with torch.autocast(device.type, enabled=use_amp):
+                    loss = _step_loss(model, batch, tc, gen, device, permutation_invariant, motion_only)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+            if motion_only and world > 1:
+                _average_gradients(model, world)
             scaler.step(optimizer)
             scaler.update()
             losses.append(float(loss.detach()))
@@ -466,6 +470,14 @@ def _first_clips(shard, count: int, batch_size: int) -> dict[str, torch.Tensor] 
         order = torch.argsort(batch["clip"], stable=True)[:count]
         kept = {k: v[order] for k, v in batch.items()}
     return kept if kept is not None and len(kept["clip"]) else None
+
+
+def _average_gradients(model, world: int) -> None:
+    """All-reduce (mean) every gradient a step produced, in the same order on every worker."""
+    for p in model.parameters():
+        if p.grad is not None:
+            torch.distributed.all_reduce(p.grad)
+            p.grad /= world
 
 
 def _mean_over_workers(values: list[float], device, world: int) -> float:

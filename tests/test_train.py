@@ -236,7 +236,7 @@ def test_motion_warmup_step_trains_only_the_motion_branch(tiny_shards):
     assert all(float(grads[k].abs().sum()) > 0 for k in ("gcn", "appearance", "to_audio_dim", "motion_head"))
     # the full step on the same mixtures (same generator) adds the mask loss to the weighted envelope loss
     full = _step_loss(model, batch, tc, torch.Generator().manual_seed(0), torch.device("cpu"), False)
-    assert float(full) > 0.5 * float(loss) > 0
+    assert float(full.detach()) > 0.5 * float(loss.detach()) > 0
 
 
 def test_ddp_motion_warmup_then_separation(tiny_shards, tmp_path):
