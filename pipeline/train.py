@@ -163,8 +163,11 @@ def _stack(out: dict[str, list], crop_size: int) -> dict[str, np.ndarray]:
 # --- checkpoints ------------------------------------------------------------------------------
 
 
-def save_checkpoint(folder: Path, model: torch.nn.Module, optimizer, scheduler, state: dict) -> Path:
-    """A self-describing checkpoint file: what the model is, how it was trained, where it stopped."""
+def save_checkpoint(folder: Path, model: torch.nn.Module, optimizer, scheduler, state: dict, ema=None) -> Path:
+    """A self-describing checkpoint file: what the model is, how it was trained, where it stopped.
+
+    With a weight average that has begun, its weights are saved too (``ema_model``), and they are
+    what ``model_from_checkpoint`` gives; ``model`` stays the last weights, to resume from."""
     raw = model.module if hasattr(model, "module") else model
     doc = {
         "format": CHECKPOINT_FORMAT,
@@ -175,6 +178,8 @@ def save_checkpoint(folder: Path, model: torch.nn.Module, optimizer, scheduler, 
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
     }
+    if ema is not None and int(ema.n_averaged) > 0:
+        doc |= {"ema_model": ema.module.state_dict(), "ema_steps": int(ema.n_averaged)}
     path = folder / CHECKPOINT_FILE
     torch.save(doc, path)
     return path
@@ -197,8 +202,18 @@ def model_from_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict]:
     """The trained separator (eval mode, CPU) and the checkpoint's description."""
     doc = load_checkpoint(path)
     model = build_model(ModelConfig.from_dict(doc["model_config"]))
-    model.load_state_dict(doc["model"])
+    model.load_state_dict(doc["ema_model"] if "ema_model" in doc else doc["model"])
     return model.eval(), doc
+
+
+def weight_average(model: torch.nn.Module, decay: float):
+    """An exponential moving average of ``model``'s weights and buffers (None when ``decay`` is 0);
+    its first update copies the weights."""
+    if decay <= 0:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def model_config(tc: TrainConfig) -> ModelConfig:
@@ -245,6 +260,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     model = ray.train.torch.prepare_model(build_model(mc))
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     scheduler = lr_schedule(optimizer, tc, motion_epochs)
+    ema = weight_average(model.module if hasattr(model, "module") else model, tc.ema_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     start_epoch, step, history = 0, 0, []
     checkpoint = ray.train.get_checkpoint()
@@ -261,6 +277,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         optimizer.load_state_dict(source["optimizer"])
         scheduler.load_state_dict(source["scheduler"])
         start_epoch, step, history = source["epoch"] + 1, source["step"], list(source.get("history", []))
+        if ema is not None and "ema_model" in source:
+            ema.module.load_state_dict(source["ema_model"])
+            ema.n_averaged.fill_(source["ema_steps"])
         if rank == 0:
             print(f"resumed from epoch {source['epoch'] + 1} (step {step})", flush=True)
             _log_event(Path(config["log_dir"]), {"event": "resumed", "after_epoch": source["epoch"], "step": step})
@@ -300,11 +319,14 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 _average_gradients(model, world)
             scaler.step(optimizer)
             scaler.update()
+            if ema is not None and not motion_only:  # the average begins with separation
+                ema.update_parameters(model.module if hasattr(model, "module") else model)
             losses.append(float(loss.detach()))
             step_times.append(time.perf_counter() - t_step)
             step += 1
         scheduler.step()
-        val_sdr, val_floor = _validate(model, val_shard, tc, device, permutation_invariant, world, rank)
+        scored = ema.module if ema is not None and int(ema.n_averaged) > 0 else model  # what evaluate will load
+        val_sdr, val_floor = _validate(scored, val_shard, tc, device, permutation_invariant, world, rank)
         loss_mean = _mean_over_workers(losses, device, world)
         metrics = {"epoch": epoch, "step": step, "loss": loss_mean, "val_sdr": val_sdr,
                    "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - t0,
@@ -321,7 +343,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             ckpt = None
             if rank == 0:
-                save_checkpoint(Path(tmp), model, optimizer, scheduler, state)
+                save_checkpoint(Path(tmp), model, optimizer, scheduler, state, ema)
                 ckpt = ray.train.Checkpoint.from_directory(tmp)
                 _write_logs(out_dir, history)
                 phase = "  (motion warm-up)" if motion_only else ""

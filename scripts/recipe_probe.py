@@ -43,6 +43,7 @@ from pipeline.train import (
     model_config,
     rows_in_memory,
     rows_per_step,
+    weight_average,
 )
 
 
@@ -137,6 +138,7 @@ def main() -> None:
             print(f"motion warm-up step {step:5d}  envelope loss {np.mean(losses[-args.every :]):.4f}  "
                   f"{(time.perf_counter() - t0) / step:.2f} s/step", flush=True)  # fmt: skip
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=args.steps, pct_start=0.1)
+    ema = weight_average(model, tc.ema_decay)  # train.ema_decay: the average is what is scored
     t0, losses = time.perf_counter(), []
     for step in range(1, args.steps + 1):
         idx = torch.randperm(len(train["wave"]), generator=gen)[:rows]
@@ -146,10 +148,13 @@ def main() -> None:
         loss.backward()
         opt.step()
         sched.step()
+        if ema is not None:
+            ema.update_parameters(model)
         losses.append(float(loss.detach()))
         if step % args.every == 0 or step == args.steps:
-            homo = score(model, duets.get("homo"), tc.mask, oracle)
-            hetero = score(model, duets.get("hetero"), tc.mask, oracle)
+            scored = model if ema is None else ema.module
+            homo = score(scored, duets.get("homo"), tc.mask, oracle)
+            hetero = score(scored, duets.get("hetero"), tc.mask, oracle)
             print(f"step {step:5d}  loss {np.mean(losses[-args.every :]):.4f}  val homo {homo:6.2f} dB  "
                   f"hetero {hetero:6.2f} dB  {(time.perf_counter() - t0) / step:.2f} s/step", flush=True)  # fmt: skip
 

@@ -241,15 +241,16 @@ def test_motion_warmup_step_trains_only_the_motion_branch(tiny_shards):
 
 def test_ddp_motion_warmup_then_separation(tiny_shards, tmp_path):
     """Two workers: one warm-up epoch leaves the separator as built and the replicas equal (DDP with
-    parameters outside the graph), then one separation epoch trains it; the run counts both epochs."""
+    parameters outside the graph), then one separation epoch trains it; the run counts both epochs.
+    The weight average begins with separation, is what a checkpoint gives, and survives a resume."""
     from pipeline.models.separators import build_model
     from pipeline.train import model_config
 
     overrides = [*FAST, "train.motion_aux=0.5", "train.motion_bands=8", "train.motion_warmup_epochs=1",
-                 "train.epochs=1", "train.workers=2", "train.steps_per_epoch=1"]  # fmt: skip
+                 "train.epochs=1", "train.workers=2", "train.steps_per_epoch=2", "train.ema_decay=0.9"]  # fmt: skip
     cfg = load_config("tiny", overrides=overrides)
     summary = run_train(cfg, str(tiny_shards[1]), str(tmp_path), audit=True, progress=False)
-    assert summary.epochs == 2 and summary.steps == 2
+    assert summary.epochs == 2 and summary.steps == 4
     run = tmp_path / "music_gesture"
     history = [json.loads(line) for line in (run / "logs" / "metrics.jsonl").read_text().splitlines()]
     assert [h["phase"] for h in history] == ["motion", "separate"]
@@ -265,4 +266,32 @@ def test_ddp_motion_warmup_then_separation(tiny_shards, tmp_path):
     assert not torch.equal(first["motion_head.weight"], built["motion_head.weight"])
     # a second run of the same command finds the run finished (warm-up included) and trains nothing
     again = run_train(cfg, str(tiny_shards[1]), str(tmp_path), progress=False)
-    assert again.epochs == 2 and again.steps == 2
+    assert again.epochs == 2 and again.steps == 4
+    # the average: none during the warm-up; after 2 separation steps 0.9 w1 + 0.1 w2, not the last weights
+    assert "ema_model" not in load_checkpoint(sorted(run.glob("checkpoint_*"))[0])
+    doc = load_checkpoint(summary.checkpoint)
+    assert doc["ema_steps"] == 2
+    key = "motion_head.weight"
+    assert not torch.allclose(doc["ema_model"][key], doc["model"][key])
+    model, _ = model_from_checkpoint(summary.checkpoint)
+    assert torch.equal(model.state_dict()[key], doc["ema_model"][key])
+    # one more epoch resumes the average with the weights: 2 + 2 steps averaged
+    more = load_config("tiny", overrides=[*overrides, "train.epochs=2"])
+    assert run_train(more, str(tiny_shards[1]), str(tmp_path), progress=False).steps == 6
+    assert load_checkpoint(run / "final")["ema_steps"] == 4
+
+
+def test_weight_average_is_an_exponential_moving_average():
+    from pipeline.train import weight_average
+
+    assert weight_average(torch.nn.Linear(2, 1), 0.0) is None
+    net = torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.BatchNorm1d(1))
+    ema = weight_average(net, 0.9)
+    for value in (0.0, 1.0, 1.0):
+        with torch.no_grad():
+            net[0].weight.fill_(value)
+            net[1].running_mean.fill_(value)
+        ema.update_parameters(net)
+    expected = 0.9 * (0.9 * 0.0 + 0.1 * 1.0) + 0.1 * 1.0  # the first update copies
+    assert torch.allclose(ema.module[0].weight, torch.full((1, 2), expected))
+    assert torch.allclose(ema.module[1].running_mean, torch.full((1,), expected))  # buffers too
