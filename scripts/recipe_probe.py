@@ -126,6 +126,7 @@ def main() -> None:
         print(f"  constant mask 1/N (mixture / N), {kind}: {half:.2f} dB")
         ibm = targets(spectrograms(d["mix"], d["refs"]), "binary")
         print(f"  ideal binary mask, {kind}: {float(quick_sdr(separate(d['mix'], ibm), d['refs']).mean()):.2f} dB")
+    ema = weight_average(model, tc.ema_decay)  # train.ema_decay: begun with separation, the average is scored
     t0, losses = time.perf_counter(), []
     for step in range(1, args.motion_warmup + 1):  # the trainer's train.motion_warmup_epochs, in steps
         idx = torch.randperm(len(train["wave"]), generator=gen)[:rows]
@@ -138,7 +139,6 @@ def main() -> None:
             print(f"motion warm-up step {step:5d}  envelope loss {np.mean(losses[-args.every :]):.4f}  "
                   f"{(time.perf_counter() - t0) / step:.2f} s/step", flush=True)  # fmt: skip
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=args.steps, pct_start=0.1)
-    ema = weight_average(model, tc.ema_decay)  # train.ema_decay: the average is what is scored
     t0, losses = time.perf_counter(), []
     for step in range(1, args.steps + 1):
         idx = torch.randperm(len(train["wave"]), generator=gen)[:rows]

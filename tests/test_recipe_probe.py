@@ -31,10 +31,12 @@ def test_probe_trains_and_scores_duets(tiny_shards):
 
 
 def test_probe_warms_up_the_motion_branch_first(tiny_shards):
+    """... and, with train.ema_decay, scores the weight average begun with separation."""
     _, version = tiny_shards
     cmd = [sys.executable, str(ROOT / "scripts" / "recipe_probe.py"), str(version), "--preset", "tiny",
            "--steps", "1", "--every", "1", "--duets", "2", "--val-split", "train", "--motion-warmup", "2",
-           "--set", "train.motion_aux=0.5", "--set", "train.motion_bands=8"]  # fmt: skip
+           "--set", "train.motion_aux=0.5", "--set", "train.motion_bands=8",
+           "--set", "train.ema_decay=0.9"]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     warm = re.findall(r"motion warm-up step +(\d+) +envelope loss ([\d.]+)", proc.stdout)
