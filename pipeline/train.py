@@ -258,9 +258,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     torch.manual_seed(tc.seed)
     motion_epochs = motion_warmup(tc, mc)
     model = ray.train.torch.prepare_model(build_model(mc))
+    raw = model.module if hasattr(model, "module") else model  # the bare module (DDP wraps it on 2+ workers)
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     scheduler = lr_schedule(optimizer, tc, motion_epochs)
-    ema = weight_average(model.module if hasattr(model, "module") else model, tc.ema_decay)
+    ema = weight_average(raw, tc.ema_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     start_epoch, step, history = 0, 0, []
     checkpoint = ray.train.get_checkpoint()
@@ -272,7 +273,6 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     elif config.get("resume"):
         source = load_checkpoint(config["resume"])
     if source is not None:
-        raw = model.module if hasattr(model, "module") else model
         raw.load_state_dict(source["model"])
         optimizer.load_state_dict(source["optimizer"])
         scheduler.load_state_dict(source["scheduler"])
@@ -283,7 +283,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         if rank == 0:
             print(f"resumed from epoch {source['epoch'] + 1} (step {step})", flush=True)
             _log_event(Path(config["log_dir"]), {"event": "resumed", "after_epoch": source["epoch"], "step": step})
-    permutation_invariant = getattr(model.module if hasattr(model, "module") else model, "permutation_invariant", False)
+    permutation_invariant = getattr(raw, "permutation_invariant", False)
     train_shard = ray.train.get_dataset_shard("train")
     val_shard = ray.train.get_dataset_shard("val") if config.get("has_val", True) else None
     out_dir = Path(config["log_dir"])
@@ -320,7 +320,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             scaler.step(optimizer)
             scaler.update()
             if ema is not None and not motion_only:  # the average begins with separation
-                ema.update_parameters(model.module if hasattr(model, "module") else model)
+                ema.update_parameters(raw)
             losses.append(float(loss.detach()))
             step_times.append(time.perf_counter() - t_step)
             step += 1

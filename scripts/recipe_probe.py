@@ -127,30 +127,29 @@ def main() -> None:
         ibm = targets(spectrograms(d["mix"], d["refs"]), "binary")
         print(f"  ideal binary mask, {kind}: {float(quick_sdr(separate(d['mix'], ibm), d['refs']).mean()):.2f} dB")
     ema = weight_average(model, tc.ema_decay)  # train.ema_decay: begun with separation, the average is scored
-    t0, losses = time.perf_counter(), []
-    for step in range(1, args.motion_warmup + 1):  # the trainer's train.motion_warmup_epochs, in steps
+
+    def train_step(motion_only: bool) -> float:
         idx = torch.randperm(len(train["wave"]), generator=gen)[:rows]
-        loss = _step_loss(model, {k: v[idx] for k, v in train.items()}, tc, gen, torch.device("cpu"), oracle, True)
+        batch = {k: v[idx] for k, v in train.items()}
+        loss = _step_loss(model, batch, tc, gen, torch.device("cpu"), oracle, motion_only)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        losses.append(float(loss.detach()))
+        return float(loss.detach())
+
+    t0, losses = time.perf_counter(), []
+    for step in range(1, args.motion_warmup + 1):  # the trainer's train.motion_warmup_epochs, in steps
+        losses.append(train_step(motion_only=True))
         if step % args.every == 0 or step == args.motion_warmup:
             print(f"motion warm-up step {step:5d}  envelope loss {np.mean(losses[-args.every :]):.4f}  "
                   f"{(time.perf_counter() - t0) / step:.2f} s/step", flush=True)  # fmt: skip
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=args.steps, pct_start=0.1)
     t0, losses = time.perf_counter(), []
     for step in range(1, args.steps + 1):
-        idx = torch.randperm(len(train["wave"]), generator=gen)[:rows]
-        batch = {k: v[idx] for k, v in train.items()}
-        loss = _step_loss(model, batch, tc, gen, torch.device("cpu"), oracle)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        losses.append(train_step(motion_only=False))
         sched.step()
         if ema is not None:
             ema.update_parameters(model)
-        losses.append(float(loss.detach()))
         if step % args.every == 0 or step == args.steps:
             scored = model if ema is None else ema.module
             homo = score(scored, duets.get("homo"), tc.mask, oracle)
