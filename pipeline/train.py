@@ -239,6 +239,7 @@ def model_config(tc: TrainConfig) -> ModelConfig:
         input_scale=tc.input_scale,
         motion_bands=tc.motion_bands if tc.motion_aux > 0 or tc.visual_input else 0,
         visual_input=tc.visual_input,
+        visual_others=tc.visual_others,
         competitive=tc.competitive_masks,
     )
 
