@@ -16,7 +16,7 @@ import platform
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.evalreport import headline_markdown
+from pipeline.evalreport import KIND_NAMES, headline_markdown
 
 TARGET = "music_gesture"
 BARS = [  # (column, baseline, margin in dB)
@@ -61,11 +61,29 @@ def report(run_dir: Path) -> str:
     summary = json.loads((run_dir / "evaluation" / "summary.json").read_text())
     lines = [headline_markdown(summary), "", summary["note"], ""]
     lines += [f"- {c.line()}" for c in check_bar(summary)]
+    split = split_markdown(summary)
+    if split:
+        lines += ["", "The bar's columns by kind of mixture (mean SDR, dB; the bar reads the whole column):", "", split]
     lines += ["", "Training (2 DDP workers):"]
     for path in sorted((run_dir / "train").glob("*/train_summary.json")):
         t = json.loads(path.read_text())
         lines.append(f"- {path.parent.name}: {t['epochs']} epochs, {t['steps']} steps, {t['seconds'] / 60:.0f} min")
     lines += ["", f"Machine: {platform.machine()}, {_cpus()} CPU cores, Python {platform.python_version()}, no GPU."]
+    return "\n".join(lines)
+
+
+def split_markdown(summary: dict) -> str:
+    """The duet columns split into mix-and-separate and real mixtures: systems × parts (empty for old summaries)."""
+    columns = sorted({column for column, _, _ in BARS}, key=[c for c, _, _ in BARS].index)
+    parts = [f"{column}, {kind}" for column in columns for kind in KIND_NAMES.values()]
+    cell = {(r["group"], r["system"]): (r["sdr_mean"], r["sources"]) for r in summary.get("table", [])}
+    if not any(group == parts[0] for group, _ in cell):
+        return ""
+    head = [f"{p} ({cell.get((p, TARGET), (None, 0))[1]} sources)" for p in parts]
+    lines = ["| system | " + " | ".join(head) + " |", "|---|" + "---:|" * len(parts)]
+    for system in summary["systems"]:
+        values = [cell.get((p, system), (None, 0))[0] for p in parts]
+        lines.append(f"| {system} | " + " | ".join("–" if v is None else f"{v:.2f}" for v in values) + " |")
     return "\n".join(lines)
 
 

@@ -213,6 +213,8 @@ def weight_average(model: torch.nn.Module, decay: float):
         return None
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+    if getattr(model, "motion_prediction", None) is not None:
+        model.motion_prediction = None  # the last forward's output, a non-leaf tensor a deep copy refuses
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
@@ -237,6 +239,7 @@ def model_config(tc: TrainConfig) -> ModelConfig:
         input_scale=tc.input_scale,
         motion_bands=tc.motion_bands if tc.motion_aux > 0 or tc.visual_input else 0,
         visual_input=tc.visual_input,
+        visual_others=tc.visual_others,
         competitive=tc.competitive_masks,
     )
 
@@ -324,12 +327,13 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             losses.append(float(loss.detach()))
             step_times.append(time.perf_counter() - t_step)
             step += 1
+        lr = scheduler.get_last_lr()[0]  # the rate this epoch trained at
         scheduler.step()
         scored = ema.module if ema is not None and int(ema.n_averaged) > 0 else model  # what evaluate will load
         val_sdr, val_floor = _validate(scored, val_shard, tc, device, permutation_invariant, world, rank)
         loss_mean = _mean_over_workers(losses, device, world)
         metrics = {"epoch": epoch, "step": step, "loss": loss_mean, "val_sdr": val_sdr,
-                   "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - t0,
+                   "lr": lr, "seconds": time.perf_counter() - t0,
                    "step_seconds": float(np.median(step_times)) if step_times else float("nan"),
                    "val_sdr_floor": val_floor, "phase": "motion" if motion_only else "separate"}  # fmt: skip
         if probe is not None:

@@ -68,6 +68,8 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=100)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--val-split", default="val", help="the split R² is measured on")
+    ap.add_argument("--train-fraction", type=float, default=1.0,
+                    help="train on this random fraction of the training sources (would more data help?)")  # fmt: skip
     args = ap.parse_args()
     tc = load_config(args.preset, overrides=args.overrides).train
     torch.manual_seed(tc.seed)
@@ -76,6 +78,11 @@ def main() -> None:
     val = rows_in_memory(sorted((version / f"split={args.val_split}").glob("*.parquet")), tc)
     if not len(train["wave"]) or not len(val["wave"]):
         raise SystemExit(f"no sources with stems in the train or {args.val_split} split of {version}")
+    if not 0 < args.train_fraction <= 1:
+        raise SystemExit(f"--train-fraction must be in (0, 1], not {args.train_fraction}")
+    keep = torch.randperm(len(train["wave"]), generator=torch.Generator().manual_seed(tc.seed))
+    keep = keep[: max(1, round(args.train_fraction * len(keep)))].sort().values
+    train = {k: v[keep] for k, v in train.items()}
     for rows in (train, val):
         rows["keypoints"] = rows["keypoints"].float()
     model = Probe(model_config(tc).gcn, tc.motion_bands)

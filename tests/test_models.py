@@ -273,6 +273,27 @@ def test_visual_input_and_mask_prior_paths():
         build_model(ModelConfig(**{**base, "motion_bands": 0, "visual_input": True}))
 
 
+def test_visual_others_lets_a_persons_mask_read_the_others_motion():
+    """Without competing masks, a person's mask logits ignore the others' keypoints unless the
+    others' envelope map is an input (``visual_others``)."""
+    torch.manual_seed(0)
+    base = {**SMALL.__dict__, "input_scale": 2, "motion_bands": 6, "visual_input": True}
+    mix, crops = torch.randn(1, 1, 256, 256), torch.rand(1, 2, 3, 64, 64)
+    kp = torch.rand(1, 2, 48, 61, 3) * 300
+    other = kp.clone()
+    other[:, 1, :, :, :2] = torch.rand(48, 61, 2) * 300  # only person 1 moves differently
+    for others in (False, True):
+        model = build_model(ModelConfig(**{**base, "visual_others": others})).eval()  # no batch statistics
+        assert model.unet.input_norm.num_features == 2 + others
+        a, b = model(mix, kp, crops), model(mix, other, crops)
+        assert (a[0, 1] - b[0, 1]).abs().max() > 1e-5  # person 1's own mask follows their motion
+        assert ((a[0, 0] - b[0, 0]).abs().max() > 1e-5) == others, (a[0, 0] - b[0, 0]).abs().max()
+    alone = build_model(ModelConfig(**{**base, "visual_others": True})).eval()
+    assert alone(mix, kp[:, :1], crops[:, :1]).shape[1] == 1  # a person alone: the others' map is zeros
+    with pytest.raises(ValueError, match="visual_others needs visual_input"):
+        build_model(ModelConfig(**{**base, "visual_input": False, "visual_others": True}))
+
+
 def test_competitive_masks_share_every_bin():
     from pipeline.models.separators import compete
 

@@ -35,6 +35,10 @@ def test_ddp_learns_and_writes_checkpoints_and_logs(ddp_run):
     probe = [h["probe_loss"] for h in history]
     assert probe[-1] < 0.99 * probe[0]
     assert sum(b < a for a, b in zip(probe, probe[1:])) >= 4
+    # the lr column is the rate each epoch trained at: the configured rate first, then the cosine's fall
+    lr = [h["lr"] for h in history]
+    assert lr[0] == pytest.approx(load_config("tiny", overrides=FAST).train.lr) and lr[-1] > 0
+    assert all(b < a for a, b in zip(lr, lr[1:]))
     header = (run / "logs" / "metrics.csv").read_text().splitlines()[0].split(",")
     assert header[:6] == ["epoch", "step", "loss", "val_sdr", "lr", "seconds"]
     assert {"step_seconds", "probe_loss_start", "probe_loss", "val_sdr_floor"} <= set(header)  # every column
@@ -295,3 +299,23 @@ def test_weight_average_is_an_exponential_moving_average():
     expected = 0.9 * (0.9 * 0.0 + 0.1 * 1.0) + 0.1 * 1.0  # the first update copies
     assert torch.allclose(ema.module[0].weight, torch.full((1, 2), expected))
     assert torch.allclose(ema.module[1].running_mean, torch.full((1,), expected))  # buffers too
+
+
+def test_weight_average_of_music_gesture_after_a_forward():
+    """Music Gesture keeps its last motion prediction (a non-leaf tensor) for the auxiliary loss;
+    the average can still be made after a forward, and the model trains on."""
+    from pipeline.models.separators import build_model
+    from pipeline.train import model_config, weight_average
+
+    cfg = model_config(load_config("tiny", overrides=[*FAST, "train.motion_bands=8", "train.motion_aux=1.0"]).train)
+    model = build_model(cfg).train()
+    mix, kp, crops = torch.randn(1, 1, 256, 64), torch.rand(1, 2, 16, 61, 3) * 300, torch.rand(1, 2, 3, 64, 64)
+    model(mix, kp, crops).mean().backward()
+    assert model.motion_prediction is not None and model.motion_prediction.grad_fn is not None
+    ema = weight_average(model, 0.9)
+    ema.update_parameters(model)  # the first update copies the weights and buffers
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), ema.module.state_dict().values()))
+    with torch.no_grad():
+        assert torch.equal(ema.module.eval()(mix, kp, crops), model.eval()(mix, kp, crops))
+    model.train()(mix, kp, crops).mean().backward()  # the model itself trains on
+    assert model.motion_prediction.shape[:2] == (1, 2)

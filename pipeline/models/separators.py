@@ -14,8 +14,8 @@ appearance crop to one mask per person::
   self-attention, one decoding per person. Options not in the paper, all off
   by default: a time prior in the fusion (``time_bias``), an envelope head on
   the motion (``motion_bands``), a motion prior added to the mask logits
-  (``mask_prior``) and the motion's envelope map as a second U-Net input
-  (``visual_input``).
+  (``mask_prior``), the motion's envelope map as a second U-Net input
+  (``visual_input``) and the other persons' maps as a third (``visual_others``).
 - ``sound_of_pixels``: appearance only; the U-Net outputs K feature maps and a
   person's mask is the product of their K-vector with those maps (the
   "synthesizer").
@@ -55,6 +55,7 @@ class ModelConfig:
     input_scale: int = 1  # >1: the network sees the spectrogram average-pooled by this factor (masks upsampled)
     mask_prior: bool = False  # music_gesture: the motion also adds a (frequency x time) prior to its mask's logits
     visual_input: bool = False  # music_gesture: the motion's predicted envelope map is a second U-Net input channel
+    visual_others: bool = False  # with visual_input: the other persons' mean envelope map is a third channel
     competitive: bool = False  # visual models: the persons of a mixture compete for each bin (masks sum to 1)
 
     def to_dict(self) -> dict:
@@ -76,8 +77,11 @@ class MusicGesture(nn.Module):
         super().__init__()
         if cfg.visual_input and cfg.motion_bands <= 0:
             raise ValueError("visual_input needs motion_bands > 0 (the map is the motion head's envelope)")
-        self.unet = AudioUNet(cfg.unet, out_channels=1, in_channels=2 if cfg.visual_input else 1)
+        if cfg.visual_others and not cfg.visual_input:
+            raise ValueError("visual_others needs visual_input (it adds the other persons' maps to each person's own)")
+        self.unet = AudioUNet(cfg.unet, out_channels=1, in_channels=1 + cfg.visual_input + cfg.visual_others)
         self.visual_input = cfg.visual_input
+        self.visual_others = cfg.visual_others
         self.appearance = AppearanceEncoder(cfg.appearance_dim, cfg.appearance_weights)
         self.gcn = ContextGCN(cfg.gcn, context_in=cfg.appearance_dim)
         d = self.unet.bottleneck_channels
@@ -112,7 +116,12 @@ class MusicGesture(nn.Module):
         x = _coarse(mix_logmag, self.scale)
         if self.visual_input:  # one encoding per person: the mixture next to the map of what their motion predicts
             x = x.repeat_interleave(N, dim=0)
-            x = torch.cat([x, F.interpolate(envelope.transpose(1, 2)[:, None], size=x.shape[-2:], mode="bilinear")], 1)
+            maps = [envelope]
+            if self.visual_others:  # the mean of the other persons' maps (zeros for a person alone)
+                own = envelope.reshape(B, N, *envelope.shape[1:])
+                maps.append(((own.sum(1, keepdim=True) - own) / max(N - 1, 1)).flatten(0, 1))
+            x = torch.cat([x, *(F.interpolate(m.transpose(1, 2)[:, None], size=x.shape[-2:], mode="bilinear")
+                                for m in maps)], 1)  # fmt: skip
         z, skips = self.unet.encode(x)
         _, C, h, w = z.shape
         if not self.visual_input:  # one encoding of the mixture, shared by the persons
