@@ -74,7 +74,7 @@ def report(run_dir: Path) -> str:
 
 def split_markdown(summary: dict) -> str:
     """The duet columns split into mix-and-separate and real mixtures: systems × parts (empty for old summaries)."""
-    columns = sorted({column for column, _, _ in BARS}, key=[c for c, _, _ in BARS].index)
+    columns = list(dict.fromkeys(column for column, _, _ in BARS))  # each once, in the bar's order
     parts = [f"{column}, {kind}" for column in columns for kind in KIND_NAMES.values()]
     cell = {(r["group"], r["system"]): (r["sdr_mean"], r["sources"]) for r in summary.get("table", [])}
     if not any(group == parts[0] for group, _ in cell):
