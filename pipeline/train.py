@@ -178,7 +178,7 @@ def save_checkpoint(folder: Path, model: torch.nn.Module, optimizer, scheduler, 
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
     }
-    if ema is not None and int(ema.n_averaged) > 0:
+    if begun(ema) is not None:
         doc |= {"ema_model": ema.module.state_dict(), "ema_steps": int(ema.n_averaged)}
     path = folder / CHECKPOINT_FILE
     torch.save(doc, path)
@@ -213,9 +213,12 @@ def weight_average(model: torch.nn.Module, decay: float):
         return None
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-    if getattr(model, "motion_prediction", None) is not None:
-        model.motion_prediction = None  # the last forward's output, a non-leaf tensor a deep copy refuses
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+def begun(ema) -> torch.nn.Module | None:
+    """The averaged model once a weight average has had an update (None before, or without one)."""
+    return ema.module if ema is not None and int(ema.n_averaged) > 0 else None
 
 
 def model_config(tc: TrainConfig) -> ModelConfig:
@@ -329,7 +332,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             step += 1
         lr = scheduler.get_last_lr()[0]  # the rate this epoch trained at
         scheduler.step()
-        scored = ema.module if ema is not None and int(ema.n_averaged) > 0 else model  # what evaluate will load
+        scored = model if begun(ema) is None else ema.module  # what evaluate will load
         val_sdr, val_floor = _validate(scored, val_shard, tc, device, permutation_invariant, world, rank)
         loss_mean = _mean_over_workers(losses, device, world)
         metrics = {"epoch": epoch, "step": step, "loss": loss_mean, "val_sdr": val_sdr,

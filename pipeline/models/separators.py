@@ -98,6 +98,10 @@ class MusicGesture(nn.Module):
             nn.init.zeros_(self.prior.weight)
             nn.init.zeros_(self.prior.bias)
 
+    def __getstate__(self) -> dict:
+        # the last forward's prediction is not the model's state (and, in a graph, a deep copy refuses it)
+        return {**super().__getstate__(), "motion_prediction": None}
+
     def forward(
         self, mix_logmag: torch.Tensor, keypoints: torch.Tensor, crops: torch.Tensor, motion_only: bool = False
     ) -> torch.Tensor:
@@ -118,8 +122,8 @@ class MusicGesture(nn.Module):
             x = x.repeat_interleave(N, dim=0)
             maps = [envelope]
             if self.visual_others:  # the mean of the other persons' maps (zeros for a person alone)
-                own = envelope.reshape(B, N, *envelope.shape[1:])
-                maps.append(((own.sum(1, keepdim=True) - own) / max(N - 1, 1)).flatten(0, 1))
+                each = envelope.reshape(B, N, *envelope.shape[1:])
+                maps.append(((each.sum(1, keepdim=True) - each) / max(N - 1, 1)).flatten(0, 1))
             x = torch.cat([x, *(F.interpolate(m.transpose(1, 2)[:, None], size=x.shape[-2:], mode="bilinear")
                                 for m in maps)], 1)  # fmt: skip
         z, skips = self.unet.encode(x)
