@@ -109,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, metavar="DIR", help="where runs, checkpoints and logs go")
     p.add_argument("--model", choices=MODEL_NAMES, help="sets train.model")
     p.add_argument("--workers", type=int, help="DDP workers; sets train.workers")
-    p.add_argument("--resume", metavar="CKPT", help="start a new run from this checkpoint (file or folder)")
+    p.add_argument(
+        "--resume", metavar="CKPT", help="start a new run from this checkpoint (the file, its folder, or a run folder)"
+    )
     _config_args(p, default_preset=None)
     p.set_defaults(func=cmd_train)
 
@@ -125,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--shards", required=True, metavar="DIR", help="preprocessed shards (a version folder or its parent)"
     )
     p.add_argument("--checkpoint", required=True, action="append", metavar="CKPT",
-                   help="a trained checkpoint (file or folder); repeat to compare models side by side")  # fmt: skip
+                   help="a trained checkpoint: the file, its folder, or a training run folder (its final/ checkpoint); "
+                        "repeat to compare models side by side")  # fmt: skip
     p.add_argument("--output", required=True, metavar="DIR", help="where the report goes")
     p.add_argument("--workers", type=int, help="inference actors (0: serial, no Ray); sets evaluate.workers")
     _config_args(p, default_preset=None)
@@ -159,7 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
         "frames (mediapipe by default on a CPU).",
     )
     p.add_argument("--video", required=True, type=Path, metavar="FILE", help="a video with sound")
-    p.add_argument("--checkpoint", required=True, metavar="CKPT", help="a music_gesture or sound_of_pixels checkpoint")
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        metavar="CKPT",
+        help="a music_gesture or sound_of_pixels checkpoint (file, its folder, or a training run folder)",
+    )
     p.add_argument("--output", required=True, type=Path, metavar="DIR", help="where the wavs and the preview go")
     p.add_argument("--keypoints", type=Path, metavar="DIR", help="OpenPose JSON for the video (skips pose estimation)")
     _config_args(p, default_preset=None)

@@ -185,13 +185,29 @@ def save_checkpoint(folder: Path, model: torch.nn.Module, optimizer, scheduler, 
     return path
 
 
-def load_checkpoint(path: str | Path) -> dict:
-    """Read a checkpoint (the file, or a folder holding it) with ``weights_only=True``."""
+def checkpoint_file(path: str | Path) -> Path:
+    """The checkpoint file ``path`` names: the file itself, a checkpoint folder holding it, or a training
+    run's folder (``train --output``/``<model>``), which gives its ``final/`` checkpoint, or the newest of
+    its ``checkpoint_*/`` ones when the run has not finished."""
     path = Path(path)
-    if path.is_dir():
-        path = path / CHECKPOINT_FILE
-    if not path.is_file():
-        raise UserError(f"checkpoint not found: {path}")
+    if not path.is_dir():
+        if not path.is_file():
+            raise UserError(f"checkpoint not found: {path}")
+        return path
+    candidates = [path / CHECKPOINT_FILE, path / "final" / CHECKPOINT_FILE]
+    candidates += sorted(path.glob(f"checkpoint_*/{CHECKPOINT_FILE}"), reverse=True)  # names sort by time
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise UserError(
+        f"no checkpoint in {path}: expected {CHECKPOINT_FILE} there, or a training run's final/{CHECKPOINT_FILE} "
+        f"or checkpoint_*/{CHECKPOINT_FILE}"
+    )
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Read a checkpoint (see :func:`checkpoint_file` for what ``path`` may name) with ``weights_only=True``."""
+    path = checkpoint_file(path)
     doc = torch.load(path, map_location="cpu", weights_only=True)
     if doc.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{path} is not a Music Gesture checkpoint")

@@ -319,3 +319,26 @@ def test_weight_average_of_music_gesture_after_a_forward():
         assert torch.equal(ema.module.eval()(mix, kp, crops), model.eval()(mix, kp, crops))
     model.train()(mix, kp, crops).mean().backward()  # the model itself trains on
     assert model.motion_prediction.shape[:2] == (1, 2)
+
+
+def test_a_training_runs_folder_names_its_final_or_newest_checkpoint(tiny_config, tmp_path):
+    """``--checkpoint runs/x/train/music_gesture`` (the run folder a user sees) works, not only ``.../final``."""
+    from conftest import make_checkpoint
+    from pipeline.errors import UserError
+    from pipeline.train import checkpoint_file
+
+    run = tmp_path / "music_gesture"
+    older = make_checkpoint(tiny_config, "music_gesture", run / "checkpoint_2026-12-03_09-58-16.439651", seed=1)
+    newer = make_checkpoint(tiny_config, "music_gesture", run / "checkpoint_2026-12-03_10-02-49.385792", seed=2)
+    assert checkpoint_file(run) == newer != older  # an unfinished run: its newest checkpoint
+    final = make_checkpoint(tiny_config, "music_gesture", run / "final", seed=3)
+    assert checkpoint_file(run) == final
+    assert checkpoint_file(run / "checkpoint_2026-12-03_09-58-16.439651") == older
+    assert checkpoint_file(older) == older
+    torch.testing.assert_close(load_checkpoint(run)["model"], load_checkpoint(final)["model"])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(UserError, match=f"no checkpoint in {empty}"):
+        checkpoint_file(empty)
+    with pytest.raises(UserError, match="checkpoint not found: .*missing.pt"):
+        checkpoint_file(tmp_path / "missing.pt")
