@@ -260,6 +260,7 @@ def model_config(tc: TrainConfig) -> ModelConfig:
         visual_input=tc.visual_input,
         visual_others=tc.visual_others,
         competitive=tc.competitive_masks,
+        level_fit=tc.level_fit,
     )
 
 

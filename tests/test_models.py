@@ -309,3 +309,43 @@ def test_competitive_masks_share_every_bin():
         assert torch.allclose(out.sigmoid().sum(dim=1), torch.ones(2, 256, 256), atol=1e-5), name
         out.sigmoid()[:, 0].mean().backward()
         _grads_everywhere(model)
+
+
+def test_fit_shares_recovers_each_persons_level_from_the_mixture():
+    """Envelopes with each band's mean removed cannot say who is louder; scaled to the mixture's band
+    energies they give each person's true share, here a player 10x louder than the other."""
+    from pipeline.models.separators import fit_shares
+
+    torch.manual_seed(0)
+    steps, bands = 40, 6
+    sound = torch.rand(1, 2, bands, steps) + 0.05  # each person's band energies over time
+    gains = torch.tensor([10.0, 1.0])[None, :, None, None] * (torch.rand(1, 2, bands, 1) + 0.5)
+    mix = (gains * sound).sum(1, keepdim=True)  # (1, 1, bands, steps): pooling to this size keeps it
+    envelope = torch.log(sound).transpose(2, 3)
+    envelope = envelope - envelope.mean(dim=2, keepdim=True)  # what the motion head predicts: no level
+    shares = fit_shares(torch.log(mix), envelope)[:, :, 0]
+    truth = gains * sound / mix
+    assert shares.shape == (1, 2, bands, steps)
+    torch.testing.assert_close(shares.sum(1), torch.ones(1, bands, steps))
+    assert (shares - truth).abs().max() < 0.02, (shares - truth).abs().max()
+    assert shares[0, 0].mean() > 0.8  # the loud player owns most of the mixture
+    naive = torch.softmax(envelope.transpose(2, 3), dim=1)  # the envelopes compared as they are
+    assert (naive - truth).abs().mean() > 5 * (shares - truth).abs().mean()
+    alone = fit_shares(torch.log(mix), envelope[:, :1])
+    torch.testing.assert_close(alone, torch.ones_like(alone))
+
+
+def test_level_fit_adds_a_share_channel_and_a_prior_the_loss_reaches():
+    torch.manual_seed(0)
+    base = {**SMALL.__dict__, "input_scale": 2, "motion_bands": 6, "visual_input": True, "competitive": True}
+    model = build_model(ModelConfig(**{**base, "level_fit": True}))
+    assert model.unet.input_norm.num_features == 3  # mixture, own envelope map, own share
+    assert ModelConfig.from_dict(ModelConfig(**{**base, "level_fit": True}).to_dict()).level_fit
+    mix, crops, kp = torch.randn(2, 1, 256, 256), torch.rand(2, 2, 3, 64, 64), torch.rand(2, 2, 48, 61, 3) * 300
+    logits = model(mix, kp, crops)
+    torch.testing.assert_close(torch.sigmoid(logits).sum(1), torch.ones(2, 256, 256))
+    logits.sigmoid()[:, 0].mean().backward()
+    assert model.level_weight.grad.abs() > 0
+    assert model.motion_head.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="level_fit needs visual_input"):
+        build_model(ModelConfig(**{**base, "visual_input": False, "level_fit": True}))

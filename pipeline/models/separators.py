@@ -15,7 +15,9 @@ appearance crop to one mask per person::
   by default: a time prior in the fusion (``time_bias``), an envelope head on
   the motion (``motion_bands``), a motion prior added to the mask logits
   (``mask_prior``), the motion's envelope map as a second U-Net input
-  (``visual_input``) and the other persons' maps as a third (``visual_others``).
+  (``visual_input``), the other persons' maps as a third (``visual_others``), and
+  each person's share of the mixture once the envelopes are scaled to it
+  (``level_fit``: a fourth channel and a prior on the mask scores).
 - ``sound_of_pixels``: appearance only; the U-Net outputs K feature maps and a
   person's mask is the product of their K-vector with those maps (the
   "synthesizer").
@@ -57,6 +59,7 @@ class ModelConfig:
     visual_input: bool = False  # music_gesture: the motion's predicted envelope map is a second U-Net input channel
     visual_others: bool = False  # with visual_input: the other persons' mean envelope map is a third channel
     competitive: bool = False  # visual models: the persons of a mixture compete for each bin (masks sum to 1)
+    level_fit: bool = False  # music_gesture, with visual_input: envelopes scaled to the mixture; shares in and as prior
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,9 +82,15 @@ class MusicGesture(nn.Module):
             raise ValueError("visual_input needs motion_bands > 0 (the map is the motion head's envelope)")
         if cfg.visual_others and not cfg.visual_input:
             raise ValueError("visual_others needs visual_input (it adds the other persons' maps to each person's own)")
-        self.unet = AudioUNet(cfg.unet, out_channels=1, in_channels=1 + cfg.visual_input + cfg.visual_others)
+        if cfg.level_fit and not cfg.visual_input:
+            raise ValueError("level_fit needs visual_input (it adds each person's fitted share as an input channel)")
+        channels = 1 + cfg.visual_input + cfg.visual_others + cfg.level_fit
+        self.unet = AudioUNet(cfg.unet, out_channels=1, in_channels=channels)
         self.visual_input = cfg.visual_input
         self.visual_others = cfg.visual_others
+        # Not in the paper: how strongly a person's fitted share of the mixture (fit_shares) biases their mask scores;
+        # 1 makes the competing masks start as the fitted shares, which the decoder then corrects.
+        self.level_weight = nn.Parameter(torch.ones(())) if cfg.level_fit else None
         self.appearance = AppearanceEncoder(cfg.appearance_dim, cfg.appearance_weights)
         self.gcn = ContextGCN(cfg.gcn, context_in=cfg.appearance_dim)
         d = self.unet.bottleneck_channels
@@ -126,6 +135,10 @@ class MusicGesture(nn.Module):
                 maps.append(((each.sum(1, keepdim=True) - each) / max(N - 1, 1)).flatten(0, 1))
             x = torch.cat([x, *(F.interpolate(m.transpose(1, 2)[:, None], size=x.shape[-2:], mode="bilinear")
                                 for m in maps)], 1)  # fmt: skip
+            if self.level_weight is not None:  # each person's share of the mixture, their envelope scaled to it
+                shares = fit_shares(mix_logmag, envelope.reshape(B, N, *envelope.shape[1:])).flatten(0, 1)
+                shares = F.interpolate(shares, size=x.shape[-2:], mode="bilinear")  # (B*N, 1, F', T')
+                x = torch.cat([x, shares], 1)
         z, skips = self.unet.encode(x)
         _, C, h, w = z.shape
         if not self.visual_input:  # one encoding of the mixture, shared by the persons
@@ -133,6 +146,8 @@ class MusicGesture(nn.Module):
         a = z.flatten(2).transpose(1, 2)  # (B*N, h*w, C)
         fused = self.fusion(a, motion, audio_frames=w).transpose(1, 2).reshape(B * N, C, h, w)
         out = self.unet.decode(fused, skips)  # (B*N, 1, F, T)
+        if self.level_weight is not None:
+            out = out + self.level_weight * torch.log(shares + 1e-3)
         if self.prior is not None:
             prior = self.prior(motion).transpose(1, 2)  # (B*N, F, T')
             out = out + F.interpolate(prior, size=out.shape[-1], mode="linear", align_corners=False)[:, None]
@@ -171,6 +186,34 @@ class AudioOnly(nn.Module):
 
     def forward(self, mix_logmag: torch.Tensor, keypoints: torch.Tensor, crops: torch.Tensor) -> torch.Tensor:
         return _fine(self.unet(_coarse(mix_logmag, self.scale)), self.scale)
+
+
+def fit_shares(mix_logmag: torch.Tensor, envelope: torch.Tensor, iterations: int = 20) -> torch.Tensor:
+    """Each person's share of the mixture (B, N, 1, bands, T'), from envelopes that do not know levels.
+
+    ``envelope`` (B, N, T', bands) is what each person's motion predicts: log band energies with
+    each band's clip mean removed, so a quiet player's map looks as strong as a loud one's. Here a
+    non-negative gain per person and band scales the maps to the mixture's own band energies
+    (non-negative least squares over time: the unconstrained solution, then multiplicative updates), so
+    ``gain_n * exp(envelope_n)`` estimates person n's sound; the shares are those estimates over
+    their sum (they sum to 1 over the persons). Differentiable; a person alone gets 1.
+    """
+    B, N, steps, bands = envelope.shape
+    mix = F.adaptive_avg_pool2d(mix_logmag.exp(), (bands, steps))  # (B, 1, bands, T'): as band_envelopes pools
+    a = envelope.transpose(2, 3).clamp(-20.0, 20.0).exp()  # (B, N, bands, T')
+    # start from the unconstrained least-squares gains (N x N normal equations per band, a little ridge),
+    # kept positive; the multiplicative updates then move them to the non-negative optimum
+    gram = torch.einsum("bnkt,bmkt->bknm", a, a)  # (B, bands, N, N)
+    ridge = 1e-3 * gram.diagonal(dim1=-2, dim2=-1).mean(-1)[..., None, None] + 1e-8
+    rhs = torch.einsum("bnkt,bkt->bkn", a, mix[:, 0])
+    start = torch.linalg.solve(gram + ridge * torch.eye(N, device=a.device, dtype=a.dtype), rhs[..., None])[..., 0]
+    floor = 1e-3 * mix.mean(-1, keepdim=True) / a.mean(-1, keepdim=True)  # a small positive share of each band
+    gain = torch.maximum(start.transpose(1, 2)[..., None], floor)  # (B, N, bands, 1)
+    for _ in range(iterations):
+        fitted = (gain * a).sum(1, keepdim=True)
+        gain = gain * (a * mix).sum(-1, keepdim=True) / ((a * fitted).sum(-1, keepdim=True) + 1e-8)
+    own = gain * a
+    return (own / (own.sum(1, keepdim=True) + 1e-8))[:, :, None]
 
 
 def compete(logits: torch.Tensor) -> torch.Tensor:
