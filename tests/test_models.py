@@ -323,14 +323,16 @@ def test_fit_shares_recovers_each_persons_level_from_the_mixture():
     mix = (gains * sound).sum(1, keepdim=True)  # (1, 1, bands, steps): pooling to this size keeps it
     envelope = torch.log(sound).transpose(2, 3)
     envelope = envelope - envelope.mean(dim=2, keepdim=True)  # what the motion head predicts: no level
-    shares = fit_shares(torch.log(mix), envelope)[:, :, 0]
+    shares = fit_shares(torch.log(mix), envelope)[:, :, 0]  # the model's fit: regularised, a few updates
     truth = gains * sound / mix
     assert shares.shape == (1, 2, bands, steps)
     torch.testing.assert_close(shares.sum(1), torch.ones(1, bands, steps))
-    assert (shares - truth).abs().max() < 0.02, (shares - truth).abs().max()
+    assert (shares - truth).abs().mean() < 0.05, (shares - truth).abs().mean()
     assert shares[0, 0].mean() > 0.8  # the loud player owns most of the mixture
     naive = torch.softmax(envelope.transpose(2, 3), dim=1)  # the envelopes compared as they are
     assert (naive - truth).abs().mean() > 5 * (shares - truth).abs().mean()
+    converged = fit_shares(torch.log(mix), envelope, iterations=200)[:, :, 0]  # the updates reach the exact gains
+    assert (converged - truth).abs().max() < 0.01, (converged - truth).abs().max()
     alone = fit_shares(torch.log(mix), envelope[:, :1])
     torch.testing.assert_close(alone, torch.ones_like(alone))
 

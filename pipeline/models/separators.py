@@ -40,6 +40,8 @@ from pipeline.models.spectral import WARPED_BINS
 from pipeline.models.unet import AudioUNet, UNetConfig
 
 MODELS = ("music_gesture", "sound_of_pixels", "audio_only")
+FIT_RIDGE = 0.1  # level_fit: ridge of the gains' first least-squares solve, relative to the envelopes' mean energy
+SHARE_FLOOR = 0.05  # level_fit: the prior is log(share + this), so a share of 0 is a finite penalty
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,7 @@ class MusicGesture(nn.Module):
         fused = self.fusion(a, motion, audio_frames=w).transpose(1, 2).reshape(B * N, C, h, w)
         out = self.unet.decode(fused, skips)  # (B*N, 1, F, T)
         if self.level_weight is not None:
-            out = out + self.level_weight * torch.log(shares + 1e-3)
+            out = out + self.level_weight * torch.log(shares + SHARE_FLOOR)
         if self.prior is not None:
             prior = self.prior(motion).transpose(1, 2)  # (B*N, F, T')
             out = out + F.interpolate(prior, size=out.shape[-1], mode="linear", align_corners=False)[:, None]
@@ -204,7 +206,7 @@ def fit_shares(mix_logmag: torch.Tensor, envelope: torch.Tensor, iterations: int
     # start from the unconstrained least-squares gains (N x N normal equations per band, a little ridge),
     # kept positive; the multiplicative updates then move them to the non-negative optimum
     gram = torch.einsum("bnkt,bmkt->bknm", a, a)  # (B, bands, N, N)
-    ridge = 1e-3 * gram.diagonal(dim1=-2, dim2=-1).mean(-1)[..., None, None] + 1e-8
+    ridge = FIT_RIDGE * gram.diagonal(dim1=-2, dim2=-1).mean(-1)[..., None, None] + 1e-8
     rhs = torch.einsum("bnkt,bkt->bkn", a, mix[:, 0])
     start = torch.linalg.solve(gram + ridge * torch.eye(N, device=a.device, dtype=a.dtype), rhs[..., None])[..., 0]
     floor = 1e-3 * mix.mean(-1, keepdim=True) / a.mean(-1, keepdim=True)  # a small positive share of each band
