@@ -333,6 +333,9 @@ def test_fit_shares_recovers_each_persons_level_from_the_mixture():
     assert (naive - truth).abs().mean() > 5 * (shares - truth).abs().mean()
     converged = fit_shares(torch.log(mix), envelope, iterations=200)[:, :, 0]  # the updates reach the exact gains
     assert (converged - truth).abs().max() < 0.01, (converged - truth).abs().max()
+    half = fit_shares(torch.log(mix).half(), envelope.half())  # as mixed precision on a GPU hands them over
+    assert half.dtype == torch.float32
+    torch.testing.assert_close(half, fit_shares(torch.log(mix), envelope), atol=0.01, rtol=0)
     alone = fit_shares(torch.log(mix), envelope[:, :1])
     torch.testing.assert_close(alone, torch.ones_like(alone))
 

@@ -198,8 +198,14 @@ def fit_shares(mix_logmag: torch.Tensor, envelope: torch.Tensor, iterations: int
     non-negative gain per person and band scales the maps to the mixture's own band energies
     (non-negative least squares over time: the unconstrained solution, then multiplicative updates), so
     ``gain_n * exp(envelope_n)`` estimates person n's sound; the shares are those estimates over
-    their sum (they sum to 1 over the persons). Differentiable; a person alone gets 1.
+    their sum (they sum to 1 over the persons). Differentiable; a person alone gets 1. Computed in
+    float32 whatever the inputs (mixed precision on a GPU gives float16 envelopes).
     """
+    with torch.autocast(envelope.device.type, enabled=False):  # exp and the solve need float32 (fp16 overflows)
+        return _fit_shares(mix_logmag.float(), envelope.float(), iterations)
+
+
+def _fit_shares(mix_logmag: torch.Tensor, envelope: torch.Tensor, iterations: int) -> torch.Tensor:
     B, N, steps, bands = envelope.shape
     mix = F.adaptive_avg_pool2d(mix_logmag.exp(), (bands, steps))  # (B, 1, bands, T'): as band_envelopes pools
     a = envelope.transpose(2, 3).clamp(-20.0, 20.0).exp()  # (B, N, bands, T')
