@@ -91,7 +91,7 @@ class MusicGesture(nn.Module):
         self.visual_input = cfg.visual_input
         self.visual_others = cfg.visual_others
         # Not in the paper: how strongly a person's fitted share of the mixture (fit_shares) biases their mask scores;
-        # 1 makes the competing masks start as the fitted shares, which the decoder then corrects.
+        # at 1 the competing masks start close to the fitted shares, which the decoder then corrects.
         self.level_weight = nn.Parameter(torch.ones(())) if cfg.level_fit else None
         self.appearance = AppearanceEncoder(cfg.appearance_dim, cfg.appearance_weights)
         self.gcn = ContextGCN(cfg.gcn, context_in=cfg.appearance_dim)
@@ -196,7 +196,7 @@ def fit_shares(mix_logmag: torch.Tensor, envelope: torch.Tensor, iterations: int
     ``envelope`` (B, N, T', bands) is what each person's motion predicts: log band energies with
     each band's clip mean removed, so a quiet player's map looks as strong as a loud one's. Here a
     non-negative gain per person and band scales the maps to the mixture's own band energies
-    (non-negative least squares over time: the unconstrained solution, then multiplicative updates), so
+    (least squares over time: a ridge solve, then multiplicative updates that keep the gains positive), so
     ``gain_n * exp(envelope_n)`` estimates person n's sound; the shares are those estimates over
     their sum (they sum to 1 over the persons). Differentiable; a person alone gets 1. Computed in
     float32 whatever the inputs (mixed precision on a GPU gives float16 envelopes).
@@ -209,8 +209,9 @@ def _fit_shares(mix_logmag: torch.Tensor, envelope: torch.Tensor, iterations: in
     B, N, steps, bands = envelope.shape
     mix = F.adaptive_avg_pool2d(mix_logmag.exp(), (bands, steps))  # (B, 1, bands, T'): as band_envelopes pools
     a = envelope.transpose(2, 3).clamp(-20.0, 20.0).exp()  # (B, N, bands, T')
-    # start from the unconstrained least-squares gains (N x N normal equations per band, a little ridge),
-    # kept positive; the multiplicative updates then move them to the non-negative optimum
+    # start from ridge least-squares gains (N x N normal equations per band), kept positive; the multiplicative
+    # updates then move them towards the non-negative optimum (20 do not go all the way: the ridge's pull towards
+    # even gains stays a little, which keeps the shares of a pair whose envelopes look alike soft)
     gram = torch.einsum("bnkt,bmkt->bknm", a, a)  # (B, bands, N, N)
     ridge = FIT_RIDGE * gram.diagonal(dim1=-2, dim2=-1).mean(-1)[..., None, None] + 1e-8
     rhs = torch.einsum("bnkt,bkt->bkn", a, mix[:, 0])
