@@ -60,6 +60,7 @@ from pipeline.report import key_value_table
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "checkpoint.pt"
+FINAL_DIR = "final"  # a finished run's checkpoint: <run folder>/final/checkpoint.pt
 CHECKPOINT_FORMAT = "music-gesture-checkpoint/1"
 
 
@@ -190,17 +191,17 @@ def checkpoint_file(path: str | Path) -> Path:
     run's folder (``train --output``/``<model>``), which gives its ``final/`` checkpoint, or the newest of
     its ``checkpoint_*/`` ones when the run has not finished."""
     path = Path(path)
-    if not path.is_dir():
-        if not path.is_file():
-            raise UserError(f"checkpoint not found: {path}")
+    if path.is_file():
         return path
-    candidates = [path / CHECKPOINT_FILE, path / "final" / CHECKPOINT_FILE]
+    if not path.is_dir():
+        raise UserError(f"checkpoint not found: {path}")
+    candidates = [path / CHECKPOINT_FILE, path / FINAL_DIR / CHECKPOINT_FILE]
     candidates += sorted(path.glob(f"checkpoint_*/{CHECKPOINT_FILE}"), reverse=True)  # names sort by time
     for candidate in candidates:
         if candidate.is_file():
             return candidate
     raise UserError(
-        f"no checkpoint in {path}: expected {CHECKPOINT_FILE} there, or a training run's final/{CHECKPOINT_FILE} "
+        f"no checkpoint in {path}: expected {CHECKPOINT_FILE} there, or a training run's {FINAL_DIR}/{CHECKPOINT_FILE} "
         f"or checkpoint_*/{CHECKPOINT_FILE}"
     )
 
@@ -673,7 +674,7 @@ def run_train(
     version = find_version(shards_dir)
     out = Path(output).resolve()
     run_dir = out / tc.model
-    done = _finished_run(run_dir / "final" / CHECKPOINT_FILE, config)
+    done = _finished_run(run_dir / FINAL_DIR / CHECKPOINT_FILE, config)
     if done is not None and not resume:
         log.info("%s is already trained to epoch %d; nothing to do", run_dir, done.epochs)
         return done
@@ -712,7 +713,7 @@ def run_train(
         raise UserError(f"training produced no checkpoint ({result.error})")
     with result.checkpoint.as_directory() as d:
         doc = load_checkpoint(d)
-    final = run_dir / "final"
+    final = run_dir / FINAL_DIR
     final.mkdir(parents=True, exist_ok=True)
     torch.save(doc, final / CHECKPOINT_FILE)
     summary = TrainSummary.of_checkpoint(doc, run_dir, final / CHECKPOINT_FILE, time.perf_counter() - t0)

@@ -131,14 +131,13 @@ class MusicGesture(nn.Module):
         x = _coarse(mix_logmag, self.scale)
         if self.visual_input:  # one encoding per person: the mixture next to the map of what their motion predicts
             x = x.repeat_interleave(N, dim=0)
-            maps = [envelope]
+            maps, each = [envelope], self.motion_prediction  # each: (B, N, T', bands), set above
             if self.visual_others:  # the mean of the other persons' maps (zeros for a person alone)
-                each = envelope.reshape(B, N, *envelope.shape[1:])
                 maps.append(((each.sum(1, keepdim=True) - each) / max(N - 1, 1)).flatten(0, 1))
             x = torch.cat([x, *(F.interpolate(m.transpose(1, 2)[:, None], size=x.shape[-2:], mode="bilinear")
                                 for m in maps)], 1)  # fmt: skip
             if self.level_weight is not None:  # each person's share of the mixture, their envelope scaled to it
-                shares = fit_shares(mix_logmag, envelope.reshape(B, N, *envelope.shape[1:])).flatten(0, 1)
+                shares = fit_shares(mix_logmag, each).flatten(0, 1)
                 shares = F.interpolate(shares, size=x.shape[-2:], mode="bilinear")  # (B*N, 1, F', T')
                 x = torch.cat([x, shares], 1)
         z, skips = self.unet.encode(x)
