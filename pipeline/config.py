@@ -108,6 +108,7 @@ class TrainConfig:
     motion_warmup_epochs: int  # music_gesture: epochs first training the motion branch alone on that loss
     warmup_epochs: int  # the learning rate rises linearly over the first epochs of separation, then decays
     ema_decay: float  # >0: validate, evaluate and separate with a moving average of the weights (0: the last ones)
+    precision: Literal["auto", "fp32", "bf16", "fp16"]  # the arithmetic of training steps (train.step_precision)
     fusion_time_bias: bool  # music_gesture: attention prefers the motion at the same time (not in the paper)
     mask_prior: bool  # music_gesture: motion adds a per-time, per-frequency prior to the mask logits (not in the paper)
     visual_input: bool  # music_gesture: the motion's predicted envelope map is a second U-Net input (not in the paper)

@@ -43,6 +43,7 @@ from pipeline.train import (
     model_config,
     rows_in_memory,
     rows_per_step,
+    step_precision,
     weight_average,
 )
 
@@ -128,10 +129,13 @@ def main() -> None:
         print(f"  ideal binary mask, {kind}: {float(quick_sdr(separate(d['mix'], ibm), d['refs']).mean()):.2f} dB")
     ema = weight_average(model, tc.ema_decay)  # train.ema_decay: begun with separation, the average is scored
 
+    amp_dtype = step_precision(tc.precision, torch.device("cpu"))  # train.precision, as the trainer runs it
+    print(f"training steps in {amp_dtype or torch.float32}", flush=True)
+
     def train_step(motion_only: bool) -> float:
         idx = torch.randperm(len(train["wave"]), generator=gen)[:rows]
         batch = {k: v[idx] for k, v in train.items()}
-        loss = _step_loss(model, batch, tc, gen, torch.device("cpu"), oracle, motion_only)
+        loss = _step_loss(model, batch, tc, gen, torch.device("cpu"), oracle, motion_only, amp_dtype)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
