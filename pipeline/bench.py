@@ -418,16 +418,17 @@ def bench_loader(shards_dir: Path, config: Config, plan: Plan) -> list[Row]:
     import torch
 
     from pipeline.models.separators import build_model
-    from pipeline.train import _step_loss, model_config, rows_per_step
+    from pipeline.train import _step_loss, model_config, rows_per_step, step_precision
 
     tc = config.train
     per_step = rows_per_step(tc)
     model = build_model(model_config(tc))
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr)
     gen = torch.Generator().manual_seed(0)
+    amp_dtype = step_precision(tc.precision, torch.device("cpu"))  # as the trainer's steps run
 
     def step(batch):
-        loss = _step_loss(model, batch, tc, gen, torch.device("cpu"), False)
+        loss = _step_loss(model, batch, tc, gen, torch.device("cpu"), False, False, amp_dtype)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -511,13 +512,22 @@ def _plain_worker(rank: int, world: int, port: int, shards_dir: str, config_doc:
     import torch.distributed as dist
 
     from pipeline.models.separators import build_model
-    from pipeline.train import _step_loss, _validate, model_config, rows_in_memory, rows_per_step, save_checkpoint
+    from pipeline.train import (
+        _step_loss,
+        _validate,
+        model_config,
+        rows_in_memory,
+        rows_per_step,
+        save_checkpoint,
+        step_precision,
+    )
 
     torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     t_start = time.perf_counter()
     dist.init_process_group("gloo", rank=rank, world_size=world)
     tc = config_from_doc(config_doc).train
+    amp_dtype = step_precision(tc.precision, torch.device("cpu"))  # as the trainer's steps run
 
     def rows(split: str, *share: int) -> dict | None:  # a split's rows, or (rank, world) one rank's clips of them
         files = sorted((Path(shards_dir) / f"split={split}").glob("*.parquet"))
@@ -539,7 +549,7 @@ def _plain_worker(rank: int, world: int, port: int, shards_dir: str, config_doc:
             idx = torch.randperm(len(data["wave"]), generator=gen)[:per]
             batch = {k: v[idx] for k, v in data.items()}
             t0 = time.perf_counter()
-            loss = _step_loss(model, batch, tc, gen, torch.device("cpu"), False)
+            loss = _step_loss(model, batch, tc, gen, torch.device("cpu"), False, False, amp_dtype)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
