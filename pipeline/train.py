@@ -248,10 +248,18 @@ def step_precision(precision: str, device: torch.device) -> torch.dtype | None:
     if precision == "auto":
         if device.type == "cuda":
             return torch.float16
-        return torch.bfloat16 if device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
+        return torch.bfloat16 if device.type == "cpu" and _cpu_computes_bf16() else None
     if precision == "fp16" and device.type != "cuda":
         raise UserError(f"train.precision=fp16 needs a GPU (this worker runs on {device.type}); use bf16 or fp32")
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def _cpu_computes_bf16() -> bool:
+    """Whether oneDNN has native bfloat16 kernels for this CPU (a private torch check; False if it is gone)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def model_config(tc: TrainConfig) -> ModelConfig:
