@@ -380,7 +380,7 @@ def test_a_bf16_step_gives_the_fp32_loss_and_gradients(tiny_shards):
         loss = _step_loss(model, batch, tc, torch.Generator().manual_seed(0), torch.device("cpu"), False, False, dtype)
         loss.backward()
         grad = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
-        results.append((float(loss), grad))
+        results.append((float(loss.detach()), grad))
     (loss32, g32), (loss16, g16) = results
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert torch.isfinite(g16).all() and loss16 != loss32 and abs(loss16 - loss32) < 0.01 * abs(loss32)
