@@ -428,7 +428,7 @@ def bench_loader(shards_dir: Path, config: Config, plan: Plan) -> list[Row]:
     amp_dtype = step_precision(tc.precision, torch.device("cpu"))  # as the trainer's steps run
 
     def step(batch):
-        loss = _step_loss(model, batch, tc, gen, torch.device("cpu"), False, False, amp_dtype)
+        loss = _step_loss(model, batch, tc, gen, torch.device("cpu"), False, amp_dtype=amp_dtype)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -549,7 +549,7 @@ def _plain_worker(rank: int, world: int, port: int, shards_dir: str, config_doc:
             idx = torch.randperm(len(data["wave"]), generator=gen)[:per]
             batch = {k: v[idx] for k, v in data.items()}
             t0 = time.perf_counter()
-            loss = _step_loss(model, batch, tc, gen, torch.device("cpu"), False, False, amp_dtype)
+            loss = _step_loss(model, batch, tc, gen, torch.device("cpu"), False, amp_dtype=amp_dtype)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

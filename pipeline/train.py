@@ -250,7 +250,7 @@ def step_precision(precision: str, device: torch.device) -> torch.dtype | None:
             return torch.float16
         return torch.bfloat16 if device.type == "cpu" and _cpu_computes_bf16() else None
     if precision == "fp16" and device.type != "cuda":
-        raise UserError(f"train.precision=fp16 needs a GPU (this worker runs on {device.type}); use bf16 or fp32")
+        raise UserError(f"train.precision=fp16 needs a GPU (the workers run on {device.type}); use bf16 or fp32")
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
@@ -359,7 +359,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             # the warm-up leaves the separator out of the graph, which DDP's hooks cannot sync: its gradients
             # are averaged by hand, and the separator's stay None (AdamW leaves it and its moments untouched)
             with model.no_sync() if motion_only and world > 1 else contextlib.nullcontext():
-                loss = _step_loss(model, batch, tc, gen, device, permutation_invariant, motion_only, amp_dtype)
+                loss = _step_loss(
+                    model, batch, tc, gen, device, permutation_invariant, motion_only, amp_dtype=amp_dtype
+                )
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
             if motion_only and world > 1:
@@ -460,7 +462,8 @@ def _step_loss(
     spectra = spectrograms(mix, parts)
     crops = crops.float().permute(0, 1, 4, 2, 3) / 255.0
     with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-        out = model(spectra.mix_logmag, keypoints.float(), crops, **({"motion_only": True} if motion_only else {}))
+        args = (spectra.mix_logmag, keypoints.float(), crops)
+        out = model(*args, motion_only=True) if motion_only else model(*args)
     if motion_only:
         return motion_loss(out.float(), spectra)
     loss = mask_loss(out.float(), spectra, tc.mask, permutation_invariant)
@@ -711,8 +714,7 @@ def run_train(
     if done is not None and not resume:
         log.info("%s is already trained to epoch %d; nothing to do", run_dir, done.epochs)
         return done
-    if tc.precision == "fp16" and tc.gpus_per_worker <= 0:
-        raise UserError("train.precision=fp16 needs GPU workers (train.gpus_per_worker > 0); use bf16 or fp32 on CPUs")
+    step_precision(tc.precision, torch.device("cuda" if tc.gpus_per_worker > 0 else "cpu"))  # refused before Ray starts
     init_ray()
     ray.data.DataContext.get_current().enable_progress_bars = progress
     t0 = time.perf_counter()

@@ -135,7 +135,7 @@ def main() -> None:
     def train_step(motion_only: bool) -> float:
         idx = torch.randperm(len(train["wave"]), generator=gen)[:rows]
         batch = {k: v[idx] for k, v in train.items()}
-        loss = _step_loss(model, batch, tc, gen, torch.device("cpu"), oracle, motion_only, amp_dtype)
+        loss = _step_loss(model, batch, tc, gen, torch.device("cpu"), oracle, motion_only, amp_dtype=amp_dtype)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

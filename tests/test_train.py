@@ -353,7 +353,8 @@ def test_step_precision_follows_the_config_and_the_device():
     assert step_precision("bf16", cpu) is torch.bfloat16
     assert step_precision("fp16", torch.device("cuda")) is torch.float16
     assert step_precision("auto", torch.device("cuda")) is torch.float16
-    native = "avx512_bf16" in Path("/proc/cpuinfo").read_text() or "amx_bf16" in Path("/proc/cpuinfo").read_text()
+    flags = Path("/proc/cpuinfo").read_text()
+    native = "avx512_bf16" in flags or "amx_bf16" in flags
     assert step_precision("auto", cpu) is (torch.bfloat16 if native else None)
     with pytest.raises(UserError, match="fp16 needs a GPU"):
         step_precision("fp16", cpu)
@@ -377,7 +378,9 @@ def test_a_bf16_step_gives_the_fp32_loss_and_gradients(tiny_shards):
     for dtype in (None, torch.bfloat16):
         model.zero_grad(set_to_none=True)
         torch.manual_seed(1)  # the step draws from the global generator too (the GCN's dropout)
-        loss = _step_loss(model, batch, tc, torch.Generator().manual_seed(0), torch.device("cpu"), False, False, dtype)
+        loss = _step_loss(
+            model, batch, tc, torch.Generator().manual_seed(0), torch.device("cpu"), False, amp_dtype=dtype
+        )
         loss.backward()
         grad = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
         results.append((float(loss.detach()), grad))
