@@ -286,7 +286,6 @@ def model_config(tc: TrainConfig) -> ModelConfig:
         visual_others=tc.visual_others,
         competitive=tc.competitive_masks,
         level_fit=tc.level_fit,
-        decoder_zero_init=tc.decoder_zero_init,
     )
 
 

@@ -354,32 +354,3 @@ def test_level_fit_adds_a_share_channel_and_a_prior_the_loss_reaches():
     assert model.motion_head.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="level_fit needs visual_input"):
         build_model(ModelConfig(**{**base, "visual_input": False, "level_fit": True}))
-
-
-def test_decoder_zero_init_starts_the_masks_at_the_fitted_shares_and_then_learns():
-    import torch.nn.functional as F
-
-    from pipeline.models.separators import SHARE_FLOOR, fit_shares
-
-    torch.manual_seed(0)
-    base = {**SMALL.__dict__, "input_scale": 2, "motion_bands": 6, "visual_input": True, "competitive": True,
-            "level_fit": True}  # fmt: skip
-    mix, crops, kp = torch.randn(2, 1, 256, 256), torch.rand(2, 2, 3, 64, 64), torch.rand(2, 2, 48, 61, 3) * 300
-
-    def prior_masks(model):  # the fitted shares' masks, computed here from the motion's own envelopes
-        shares = fit_shares(mix, model.motion_prediction.detach())[:, :, 0]  # (B, N, bands, T')
-        scores = torch.log(F.interpolate(shares, size=(128, 128), mode="bilinear") + SHARE_FLOOR)
-        return torch.softmax(F.interpolate(scores, scale_factor=2, mode="bilinear"), dim=1)
-
-    model = build_model(ModelConfig(**{**base, "decoder_zero_init": True}))
-    masks = model(mix, kp, crops).sigmoid()
-    torch.testing.assert_close(masks, prior_masks(model), atol=1e-5, rtol=0)
-    assert (masks.max() - masks.min()) > 0.1  # the shares, not a constant 1/N
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    model(mix, kp, crops).sigmoid()[:, 0].mean().backward()
-    opt.step()
-    assert model.unet.up[-1][-1].weight.abs().sum() > 0  # the decoder learns its corrections
-    assert (model(mix, kp, crops).sigmoid() - prior_masks(model)).abs().max() > 1e-3
-    random = build_model(ModelConfig(**{**base, "decoder_zero_init": False}))  # a random decoder starts elsewhere
-    assert (random(mix, kp, crops).sigmoid() - prior_masks(random)).abs().max() > 0.05
-    assert ModelConfig.from_dict(ModelConfig(**{**base, "decoder_zero_init": True}).to_dict()).decoder_zero_init

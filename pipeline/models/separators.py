@@ -62,7 +62,6 @@ class ModelConfig:
     visual_others: bool = False  # with visual_input: the other persons' mean envelope map is a third channel
     competitive: bool = False  # visual models: the persons of a mixture compete for each bin (masks sum to 1)
     level_fit: bool = False  # music_gesture, with visual_input: envelopes scaled to the mixture; shares in and as prior
-    decoder_zero_init: bool = False  # music_gesture: the decoder's last layer starts at 0 (masks start from the priors)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -94,10 +93,6 @@ class MusicGesture(nn.Module):
         # Not in the paper: how strongly a person's fitted share of the mixture (fit_shares) biases their mask scores;
         # at 1 the competing masks start close to the fitted shares, which the decoder then corrects.
         self.level_weight = nn.Parameter(torch.ones(())) if cfg.level_fit else None
-        if cfg.decoder_zero_init:  # the decoder adds corrections to the priors' masks, starting from none
-            last = self.unet.up[-1][-1]
-            nn.init.zeros_(last.weight)
-            nn.init.zeros_(last.bias)
         self.appearance = AppearanceEncoder(cfg.appearance_dim, cfg.appearance_weights)
         self.gcn = ContextGCN(cfg.gcn, context_in=cfg.appearance_dim)
         d = self.unet.bottleneck_channels
