@@ -119,7 +119,6 @@ class TrainConfig:
     gcn_partitions: str  # uniform (one weight per layer) or spatial (ST-GCN's three neighbour subsets)
     gcn_bones: bool  # each joint's offset from its parent joins the GCN's input
     gcn_readout: str  # mean over joints, or joints (a linear map of every joint's features)
-    gcn_context_film: bool  # the context (appearance) also scales and shifts the GCN's output features
     appearance_dim: int
     appearance_weights: str  # optional torchvision ResNet-18 state dict (path)
     crop_size: int  # crops are resized to this for the appearance encoder

@@ -274,7 +274,6 @@ def model_config(tc: TrainConfig) -> ModelConfig:
             partitions=tc.gcn_partitions,
             bones=tc.gcn_bones,
             readout=tc.gcn_readout,
-            context_film=tc.gcn_context_film,
         ),
         appearance_dim=tc.appearance_dim,
         appearance_weights=tc.appearance_weights,

@@ -116,32 +116,6 @@ def test_gcn_shapes_stride_and_gradients():
     _grads_everywhere(gcn)
 
 
-def test_context_film_starts_as_the_plain_gcn_and_lets_the_context_scale_each_feature():
-    import dataclasses
-
-    cfg = GCNConfig(channels=(16, 32), strides=(1, 1), context_film=True)
-    torch.manual_seed(0)
-    film = ContextGCN(cfg, context_in=4).eval()
-    plain = ContextGCN(dataclasses.replace(cfg, context_film=False), context_in=4).eval()
-    missing = plain.load_state_dict(film.state_dict(), strict=False)
-    assert sorted(missing.unexpected_keys) == ["film.bias", "film.weight"]
-    kp, ctx = normalize_keypoints(torch.rand(2, 8, 61, 3) * 300), torch.eye(4)[:2]
-    torch.testing.assert_close(film(kp, ctx), plain(kp, ctx))  # FiLM starts as the identity
-    with torch.no_grad():
-        film.film.bias[:32] = 1.0  # every feature scaled by 2, then shifted by 0.5
-        film.film.bias[32:] = 0.5
-    torch.testing.assert_close(film(kp, ctx), 2 * plain(kp, ctx) + 0.5)
-    with torch.no_grad():
-        film.film.bias.zero_()
-        film.film.weight.normal_()
-    scale, shift = film.film(film.context(ctx)).chunk(2, dim=-1)  # per context: (2, 32) each
-    assert (scale[0] - scale[1]).abs().max() > 0.1  # two instruments, two scalings of the same features
-    torch.testing.assert_close(film(kp, ctx), plain(kp, ctx) * (1 + scale[:, None]) + shift[:, None])
-    film.train()
-    film(kp, ctx).pow(2).mean().backward()
-    assert film.film.weight.grad.abs().sum() > 0
-
-
 def test_normalize_keypoints_is_position_and_scale_free():
     kp = torch.rand(2, 10, 61, 3) * 100
     kp[..., 2] = 1.0

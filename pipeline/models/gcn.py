@@ -33,7 +33,6 @@ class GCNConfig:
     partitions: str = "uniform"
     bones: bool = False  # each joint's offset from its parent (towards the neck) joins its input
     readout: str = "mean"  # "mean" over the joints, or "joints": a linear map of every joint's features
-    context_film: bool = False  # the context also scales and shifts the output features (FiLM), not only the input
 
 
 def normalized_adjacency() -> torch.Tensor:
@@ -134,13 +133,6 @@ class ContextGCN(nn.Module):
             raise ValueError(f"unknown GCN readout {cfg.readout!r} (mean or joints)")
         # the mean forgets which joint carried a feature (one finger pressed or another); a map of all keeps it
         self.readout = nn.Linear(c_in * layout.NUM_JOINTS, c_in) if cfg.readout == "joints" else None
-        # what a motion means depends on the instrument (the same fingers, another pitch and timbre): the context
-        # scales and shifts every output feature, starting at the identity (zeros), so a linear head on top reads
-        # the motion per instrument
-        self.film = nn.Linear(cfg.context_dim, 2 * c_in) if cfg.context_film else None
-        if self.film is not None:
-            nn.init.zeros_(self.film.weight)
-            nn.init.zeros_(self.film.bias)
 
     def forward(self, keypoints: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         if self.bones:
@@ -148,19 +140,14 @@ class ContextGCN(nn.Module):
         B, T, J, C = keypoints.shape
         x = self.input_norm(keypoints.reshape(B, T, J * C).transpose(1, 2)).reshape(B, J, C, T)
         x = x.permute(0, 2, 3, 1)  # (B, C, T, J)
-        c = self.context(context)  # (B, context_dim)
-        parts = [x, c[:, :, None, None].expand(-1, -1, T, J)]
+        ctx = self.context(context)[:, :, None, None].expand(-1, -1, T, J)
+        parts = [x, ctx]
         if self.joint_embedding is not None:
             parts.append(self.joint_embedding[None].expand(B, -1, T, -1))
         y = self.blocks(torch.cat(parts, dim=1))  # (B, D, T', J)
         if self.readout is not None:
-            out = self.readout(y.permute(0, 2, 1, 3).flatten(2))  # (B, T', D)
-        else:
-            out = y.mean(dim=3).transpose(1, 2)  # (B, T', D)
-        if self.film is not None:
-            scale, shift = self.film(c)[:, None].chunk(2, dim=-1)
-            out = out * (1 + scale) + shift
-        return out
+            return self.readout(y.permute(0, 2, 1, 3).flatten(2))  # (B, T', D)
+        return y.mean(dim=3).transpose(1, 2)  # (B, T', D)
 
 
 def normalize_keypoints(kp: torch.Tensor) -> torch.Tensor:
