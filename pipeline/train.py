@@ -286,6 +286,7 @@ def model_config(tc: TrainConfig) -> ModelConfig:
         visual_others=tc.visual_others,
         competitive=tc.competitive_masks,
         level_fit=tc.level_fit,
+        envelope_noise=tc.envelope_noise,
     )
 
 
