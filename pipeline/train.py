@@ -287,6 +287,7 @@ def model_config(tc: TrainConfig) -> ModelConfig:
         competitive=tc.competitive_masks,
         level_fit=tc.level_fit,
         envelope_noise=tc.envelope_noise,
+        instrument_context=tc.instrument_context,
     )
 
 
@@ -465,13 +466,25 @@ def _step_loss(
     with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
         args = (spectra.mix_logmag, keypoints.float(), crops)
         out = model(*args, motion_only=True) if motion_only else model(*args)
-    if motion_only:
-        return motion_loss(out.float(), spectra)
-    loss = mask_loss(out.float(), spectra, tc.mask, permutation_invariant)
     raw = model.module if hasattr(model, "module") else model
-    if tc.motion_aux > 0 and getattr(raw, "motion_prediction", None) is not None:
-        loss = loss + tc.motion_aux * motion_loss(raw.motion_prediction.float(), spectra)
+    if motion_only:
+        loss = motion_loss(out.float(), spectra)
+    else:
+        loss = mask_loss(out.float(), spectra, tc.mask, permutation_invariant)
+        if tc.motion_aux > 0 and getattr(raw, "motion_prediction", None) is not None:
+            loss = loss + tc.motion_aux * motion_loss(raw.motion_prediction.float(), spectra)
+    if tc.objective == "mix" and getattr(raw, "instrument_logits", None) is not None:
+        loss = loss + instrument_loss(raw.instrument_logits.float(), batch["instrument"].to(device)[groups])
     return loss
+
+
+def instrument_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the persons' instrument logits (..., instruments) against their labels (...); persons
+    whose instrument is unknown (-1) do not count (0 when none is known)."""
+    known = labels >= 0
+    if not bool(known.any()):
+        return logits.sum() * 0.0
+    return torch.nn.functional.cross_entropy(logits[known], labels[known])
 
 
 def _probe_loss(model, batch, tc: TrainConfig, device, permutation_invariant: bool) -> float:

@@ -396,3 +396,30 @@ def test_envelope_noise_reaches_the_separator_only_in_training():
         c = clean(mix, kp, crops)
     torch.testing.assert_close(noisy.motion_prediction, clean.motion_prediction)  # the loss reads it clean
     assert not torch.allclose(a, c)  # the separator read other envelopes
+
+
+def test_instrument_context_gives_the_gcn_only_an_instrument_posterior():
+    """train.instrument_context: the crop reaches the motion branch only as probabilities over the known
+    instruments (a softmax of a head on the appearance), and the head's logits are kept for their loss."""
+    from pipeline.instruments import CODES
+
+    torch.manual_seed(0)
+    base = {**SMALL.__dict__, "input_scale": 2, "motion_bands": 6, "visual_input": True, "competitive": True}
+    model = build_model(ModelConfig(**{**base, "instrument_context": True}))
+    assert model.gcn.context.in_features == len(CODES)
+    assert ModelConfig.from_dict(ModelConfig(**{**base, "instrument_context": True}).to_dict()).instrument_context
+    seen = []
+    model.gcn.context.register_forward_hook(lambda m, args, out: seen.append(args[0].detach()))
+    mix, crops, kp = torch.randn(2, 1, 256, 256), torch.rand(2, 3, 3, 64, 64), torch.rand(2, 3, 48, 61, 3) * 300
+    logits = model(mix, kp, crops)
+    assert model.instrument_logits.shape == (2, 3, len(CODES))
+    (context,) = seen
+    torch.testing.assert_close(context, torch.softmax(model.instrument_logits.flatten(0, 1), -1))
+    torch.nn.functional.cross_entropy(model.instrument_logits.flatten(0, 1), torch.arange(6) % len(CODES)).backward(
+        retain_graph=True
+    )
+    assert float(model.instrument_head.weight.grad.abs().sum()) > 0
+    assert float(model.appearance.proj.weight.grad.abs().sum()) > 0
+    logits.sigmoid()[:, 0].mean().backward()  # the masks reach the head too, through the GCN
+    plain = build_model(ModelConfig(**base))
+    assert plain.instrument_head is None and plain.gcn.context.in_features == base["appearance_dim"]

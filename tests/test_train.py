@@ -389,3 +389,37 @@ def test_a_bf16_step_gives_the_fp32_loss_and_gradients(tiny_shards):
     assert torch.isfinite(g16).all() and loss16 != loss32 and abs(loss16 - loss32) < 0.01 * abs(loss32)
     cosine = float(torch.nn.functional.cosine_similarity(g16, g32, dim=0))
     assert cosine > 0.75, cosine  # measured 0.8-0.9: most of the norm is the appearance encoder's first convolutions
+
+
+def test_instrument_context_adds_the_instrument_loss_to_every_step(tiny_shards, monkeypatch):
+    """With train.instrument_context the step's loss is the separation's (or the warm-up's envelope loss)
+    plus the cross-entropy of each mixed person's instrument; unknown instruments (-1) do not count."""
+    import pipeline.train as train
+    from pipeline.instruments import CODES
+    from pipeline.models.separators import build_model
+    from pipeline.train import _step_loss, instrument_loss, model_config, rows_in_memory, rows_per_step
+
+    labels = torch.tensor([0, 3, -1])
+    assert abs(float(instrument_loss(torch.zeros(3, 13), labels)) - math.log(13)) < 1e-5
+    assert float(instrument_loss(torch.randn(2, 13), torch.tensor([-1, -1]))) == 0.0
+    _, folder = tiny_shards
+    tc = load_config("tiny", overrides=[*FAST, "train.motion_aux=0.5", "train.motion_bands=8",
+                                        "train.instrument_context=true"]).train  # fmt: skip
+    rows = rows_in_memory(sorted((find_version(str(folder)) / "split=train").glob("*.parquet")), tc)
+    batch = {k: v[: rows_per_step(tc)] for k, v in rows.items()}
+    assert bool((batch["instrument"] >= 0).all())
+    torch.manual_seed(0)
+    model = build_model(model_config(tc))
+    model.instrument_head.weight.data.zero_()  # every instrument equally likely: CE = log(instruments)
+    model.instrument_head.bias.data.zero_()
+
+    def step(motion_only: bool) -> float:
+        torch.manual_seed(1)  # the same dropout draws
+        gen = torch.Generator().manual_seed(0)
+        return float(_step_loss(model, batch, tc, gen, torch.device("cpu"), False, motion_only).detach())
+
+    with_ce = [step(False), step(True)]
+    monkeypatch.setattr(train, "instrument_loss", lambda logits, labels: logits.sum() * 0.0)
+    without = [step(False), step(True)]
+    for a, b in zip(with_ce, without):
+        assert abs(a - b - math.log(len(CODES))) < 1e-4

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.instruments import CODES
 from pipeline.models.appearance import AppearanceEncoder
 from pipeline.models.fusion import AttentionFusion
 from pipeline.models.gcn import ContextGCN, GCNConfig, normalize_keypoints
@@ -63,6 +64,7 @@ class ModelConfig:
     competitive: bool = False  # visual models: the persons of a mixture compete for each bin (masks sum to 1)
     level_fit: bool = False  # music_gesture, with visual_input: envelopes scaled to the mixture; shares in and as prior
     envelope_noise: float = 0.0  # music_gesture, training only: noise on the envelopes the separator reads
+    instrument_context: bool = False  # music_gesture: the GCN's context is the crop's instrument posterior
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -96,7 +98,12 @@ class MusicGesture(nn.Module):
         # at 1 the competing masks start close to the fitted shares, which the decoder then corrects.
         self.level_weight = nn.Parameter(torch.ones(())) if cfg.level_fit else None
         self.appearance = AppearanceEncoder(cfg.appearance_dim, cfg.appearance_weights)
-        self.gcn = ContextGCN(cfg.gcn, context_in=cfg.appearance_dim)
+        # Not in the paper: the crop is read as an instrument only (a classifier over the known instruments, whose
+        # probabilities are the GCN's context), so the context cannot carry what else a crop shows (clothes name a
+        # training piece, and a separator that recognises its pieces recalls them instead of separating).
+        self.instrument_head = nn.Linear(cfg.appearance_dim, len(CODES)) if cfg.instrument_context else None
+        self.instrument_logits: torch.Tensor | None = None  # (B, N, instruments) from the last forward
+        self.gcn = ContextGCN(cfg.gcn, context_in=len(CODES) if cfg.instrument_context else cfg.appearance_dim)
         d = self.unet.bottleneck_channels
         self.to_audio_dim = nn.Linear(self.gcn.out_dim, d)
         self.fusion = AttentionFusion(d, time_bias=cfg.time_bias)
@@ -113,7 +120,7 @@ class MusicGesture(nn.Module):
 
     def __getstate__(self) -> dict:
         # the last forward's prediction is not the model's state (and, in a graph, a deep copy refuses it)
-        return {**super().__getstate__(), "motion_prediction": None}
+        return {**super().__getstate__(), "motion_prediction": None, "instrument_logits": None}
 
     def forward(
         self, mix_logmag: torch.Tensor, keypoints: torch.Tensor, crops: torch.Tensor, motion_only: bool = False
@@ -122,6 +129,10 @@ class MusicGesture(nn.Module):
         envelope it predicts for each person (B, N, T', bands) is returned (its warm-up)."""
         B, N = keypoints.shape[:2]
         context = self.appearance(crops.flatten(0, 1))  # (B*N, appearance_dim)
+        if self.instrument_head is not None:
+            logits = self.instrument_head(context)
+            self.instrument_logits = logits.reshape(B, N, -1)
+            context = torch.softmax(logits.float(), dim=-1).to(context.dtype)  # (B*N, instruments)
         motion = self.to_audio_dim(self.gcn(normalize_keypoints(keypoints.flatten(0, 1)), context))  # (B*N, T', C)
         envelope = self.motion_head(motion) if self.motion_head is not None else None  # (B*N, T', bands)
         if envelope is not None:
