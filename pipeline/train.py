@@ -404,7 +404,30 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                       f"{metrics['seconds']:.0f} s", flush=True)  # fmt: skip
             ray.train.report(metrics, checkpoint=ckpt)
         if epoch == tc.fail_after_epoch and first_attempt and config.get("resume") is None:
+            _wait_for_report_pickup(world)
             raise RuntimeError(f"injected failure after epoch {epoch} (train.fail_after_epoch)")
+
+
+def _wait_for_report_pickup(world: int, timeout: float = 60.0) -> None:
+    """Before an injected failure: wait until the controller has taken every rank's last report.
+
+    Ray Train records a checkpoint only once it holds the reports of all ranks; a rank that fails
+    while another's report is still queued loses that checkpoint, and the restart begins from
+    scratch (a race CI's loaded 2 cores hit). Uses Ray Train V2's worker-side result queue; where
+    that is not available, waits two of the controller's polling intervals instead."""
+    try:
+        from ray.train.v2._internal.execution.context import get_train_context
+
+        results = get_train_context().get_result_queue()
+    except (ImportError, AttributeError):
+        results = None
+    deadline = time.monotonic() + timeout
+    if results is None:
+        time.sleep(5.0)
+    while results is not None and not results.empty() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if world > 1 and torch.distributed.is_initialized():
+        torch.distributed.barrier()  # no rank fails before every rank's report is taken
 
 
 def motion_warmup(tc: TrainConfig, mc: ModelConfig) -> int:
