@@ -28,6 +28,7 @@ import io
 import json
 import logging
 import math
+import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -299,6 +300,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     import ray.train
     import ray.train.torch
 
+    _quiet_ray_train_reports()
     tc = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config["train"].items()})
     mc = ModelConfig.from_dict(config["model"])
     ctx = ray.train.get_context()
@@ -331,7 +333,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             ema.module.load_state_dict(source["ema_model"])
             ema.n_averaged.fill_(source["ema_steps"])
         if rank == 0:
-            print(f"resumed from epoch {source['epoch'] + 1} (step {step})", flush=True)
+            sys.stdout.write(f"resumed from epoch {source['epoch'] + 1} (step {step})\n")
             _log_event(Path(config["log_dir"]), {"event": "resumed", "after_epoch": source["epoch"], "step": step})
     permutation_invariant = getattr(raw, "permutation_invariant", False)
     train_shard = ray.train.get_dataset_shard("train")
@@ -398,14 +400,27 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 save_checkpoint(Path(tmp), model, optimizer, scheduler, state, ema)
                 ckpt = ray.train.Checkpoint.from_directory(tmp)
                 _write_logs(out_dir, history)
+            if rank == 0 and config.get("progress", True):
                 phase = "  (motion warm-up)" if motion_only else ""
-                print(f"epoch {epoch + 1}/{total_epochs}{phase}  step {step}  loss {metrics['loss']:.4f}  "
-                      f"val SDR {val_sdr:.2f} dB (constant mask {val_floor:.2f})  "
-                      f"{metrics['seconds']:.0f} s", flush=True)  # fmt: skip
+                # not print(): Ray Train's patched print writes a line twice when stdout is captured
+                sys.stdout.write(f"epoch {epoch + 1}/{total_epochs}{phase}  step {step}  loss {metrics['loss']:.4f}  "
+                                 f"val SDR {val_sdr:.2f} dB (constant mask {val_floor:.2f})  "
+                                 f"{metrics['seconds']:.0f} s\n")  # fmt: skip
+                sys.stdout.flush()
             ray.train.report(metrics, checkpoint=ckpt)
         if epoch == tc.fail_after_epoch and first_attempt and config.get("resume") is None:
             _wait_for_report_pickup(world)
             raise RuntimeError(f"injected failure after epoch {epoch} (train.fail_after_epoch)")
+
+
+def _quiet_ray_train_reports() -> None:
+    """Ray Train V2 logs every report with its full metrics at INFO, under a logger named by its file
+    (so RunConfig's LoggingConfig does not reach it); the epoch line already says it."""
+    try:
+        from ray.train.v2._internal.execution import context
+    except ImportError:
+        return
+    logging.getLogger(context.__file__).setLevel(logging.WARNING)
 
 
 def _wait_for_report_pickup(world: int, timeout: float = 60.0) -> None:
@@ -734,7 +749,7 @@ def run_train(
 ) -> TrainSummary:
     """Train ``config.train.model`` on the shards with Ray Train; returns the summary."""
     import ray
-    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, DataConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     from pipeline.raysession import init_ray
@@ -753,7 +768,9 @@ def run_train(
         return done
     step_precision(tc.precision, torch.device("cuda" if tc.gpus_per_worker > 0 else "cpu"))  # refused before Ray starts
     init_ray()
-    ray.data.DataContext.get_current().enable_progress_bars = progress
+    # Training's progress is rank 0's line per epoch; Ray Data's bars would repeat for every pass
+    # over the shards in every worker (the demo's log grew to 160 MB of them).
+    ray.data.DataContext.get_current().enable_progress_bars = False
     t0 = time.perf_counter()
     datasets = {}
     for split in ("train", "val"):
@@ -765,7 +782,8 @@ def run_train(
             continue
         datasets[split] = training_dataset(sorted(folder.glob("*.parquet")), tc)
     payload = {"train": config_to_dict(config)["train"], "model": model_config(tc).to_dict(), "resume": resume,
-               "log_dir": str(run_dir / "logs"), "audit": audit, "has_val": "val" in datasets}  # fmt: skip
+               "log_dir": str(run_dir / "logs"), "audit": audit, "has_val": "val" in datasets,
+               "progress": progress}  # fmt: skip
     use_gpu = tc.gpus_per_worker > 0
     resources = {"CPU": tc.cpus_per_worker} | ({"GPU": tc.gpus_per_worker} if use_gpu else {})
     trainer = TorchTrainer(
@@ -777,6 +795,8 @@ def run_train(
             storage_path=str(out),
             checkpoint_config=CheckpointConfig(num_to_keep=tc.checkpoints_to_keep),
             failure_config=FailureConfig(max_failures=tc.max_failures),
+            # at INFO, Ray Train prints every report and checkpoint with its metrics: the epoch line says it
+            logging_config=LoggingConfig(log_level="WARNING"),
         ),
         datasets=datasets,
         # every worker reads the whole validation split and picks its own fixed share (see _validate)
