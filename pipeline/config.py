@@ -114,7 +114,6 @@ class TrainConfig:
     visual_input: bool  # music_gesture: the motion's predicted envelope map is a second U-Net input (not in the paper)
     visual_others: bool  # music_gesture, with visual_input: the other persons' mean envelope map is a third input
     level_fit: bool  # music_gesture, with visual_input: envelopes scaled to the mixture give shares (input, prior)
-    envelope_noise: float  # music_gesture, with visual_input: training noise on the envelopes the separator reads
     instrument_context: bool  # music_gesture: the GCN's context is the crop's instrument posterior (a classifier)
     competitive_masks: bool  # visual models: persons compete for each bin (masks sum to 1; not in the papers)
     gcn_joint_embedding: int  # >0: a learned per-joint vector of this size joins the GCN's input

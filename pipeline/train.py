@@ -287,7 +287,6 @@ def model_config(tc: TrainConfig) -> ModelConfig:
         visual_others=tc.visual_others,
         competitive=tc.competitive_masks,
         level_fit=tc.level_fit,
-        envelope_noise=tc.envelope_noise,
         instrument_context=tc.instrument_context,
     )
 

@@ -356,48 +356,6 @@ def test_level_fit_adds_a_share_channel_and_a_prior_the_loss_reaches():
         build_model(ModelConfig(**{**base, "visual_input": False, "level_fit": True}))
 
 
-def test_noisy_envelopes_add_noise_in_units_of_each_bands_spread():
-    from pipeline.models.separators import noisy_envelopes
-
-    torch.manual_seed(0)
-    spread = torch.tensor([0.5, 1.0, 4.0])  # per band
-    env = (torch.randn(8, 2, 400, 3) * spread).requires_grad_()
-    out = noisy_envelopes(env, 0.3)
-    noise = (out - env).detach()
-    measured = noise.std(dim=2) / env.detach().std(dim=2)  # (8, 2, 3): about 0.3 everywhere
-    assert float((measured - 0.3).abs().max()) < 0.06
-    assert float(noise.mean(dim=2).abs().max()) < 0.1 * float(spread.max())
-    out.sum().backward()  # gradients pass to the envelopes unchanged (the spread is not differentiated)
-    torch.testing.assert_close(env.grad, torch.ones_like(env))
-    assert torch.equal(noisy_envelopes(env, 0.0), env)
-
-
-def test_envelope_noise_reaches_the_separator_only_in_training():
-    """train.envelope_noise: in training mode the U-Net reads noisy envelopes (so its masks change with the
-    noise draw) while the envelope loss reads the clean prediction; in eval mode nothing is drawn."""
-    base = {**SMALL.__dict__, "input_scale": 2, "motion_bands": 6, "visual_input": True, "competitive": True,
-            "level_fit": True}  # fmt: skip
-    torch.manual_seed(0)
-    clean = build_model(ModelConfig(**base))
-    torch.manual_seed(0)
-    noisy = build_model(ModelConfig(**{**base, "envelope_noise": 0.5}))
-    assert ModelConfig.from_dict(ModelConfig(**{**base, "envelope_noise": 0.5}).to_dict()).envelope_noise == 0.5
-    mix, crops, kp = torch.randn(2, 1, 256, 256), torch.rand(2, 2, 3, 64, 64), torch.rand(2, 2, 48, 61, 3) * 300
-    for model in (clean, noisy):
-        model.eval()  # batch norm with its running statistics: the two models differ only in the noise
-    with torch.no_grad():
-        torch.testing.assert_close(noisy(mix, kp, crops), clean(mix, kp, crops))  # eval: no noise
-        torch.testing.assert_close(noisy.motion_prediction, clean.motion_prediction)
-        noisy.train()
-        clean.train()
-        torch.manual_seed(1)  # the same dropout draws in both; the noise is drawn after them
-        a = noisy(mix, kp, crops)
-        torch.manual_seed(1)
-        c = clean(mix, kp, crops)
-    torch.testing.assert_close(noisy.motion_prediction, clean.motion_prediction)  # the loss reads it clean
-    assert not torch.allclose(a, c)  # the separator read other envelopes
-
-
 def test_instrument_context_gives_the_gcn_only_an_instrument_posterior():
     """train.instrument_context: the crop reaches the motion branch only as probabilities over the known
     instruments (a softmax of a head on the appearance), and the head's logits are kept for their loss."""

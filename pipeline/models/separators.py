@@ -63,7 +63,6 @@ class ModelConfig:
     visual_others: bool = False  # with visual_input: the other persons' mean envelope map is a third channel
     competitive: bool = False  # visual models: the persons of a mixture compete for each bin (masks sum to 1)
     level_fit: bool = False  # music_gesture, with visual_input: envelopes scaled to the mixture; shares in and as prior
-    envelope_noise: float = 0.0  # music_gesture, training only: noise on the envelopes the separator reads
     instrument_context: bool = False  # music_gesture: the GCN's context is the crop's instrument posterior
 
     def to_dict(self) -> dict:
@@ -93,7 +92,6 @@ class MusicGesture(nn.Module):
         self.unet = AudioUNet(cfg.unet, out_channels=1, in_channels=channels)
         self.visual_input = cfg.visual_input
         self.visual_others = cfg.visual_others
-        self.envelope_noise = cfg.envelope_noise
         # Not in the paper: how strongly a person's fitted share of the mixture (fit_shares) biases their mask scores;
         # at 1 the competing masks start close to the fitted shares, which the decoder then corrects.
         self.level_weight = nn.Parameter(torch.ones(())) if cfg.level_fit else None
@@ -144,11 +142,7 @@ class MusicGesture(nn.Module):
         x = _coarse(mix_logmag, self.scale)
         if self.visual_input:  # one encoding per person: the mixture next to the map of what their motion predicts
             x = x.repeat_interleave(N, dim=0)
-            each = self.motion_prediction  # (B, N, T', bands), set above; the envelope loss reads it as it is
-            if self.training and self.envelope_noise > 0:
-                each = noisy_envelopes(each, self.envelope_noise)
-                envelope = each.flatten(0, 1)
-            maps = [envelope]
+            maps, each = [envelope], self.motion_prediction  # each: (B, N, T', bands), set above
             if self.visual_others:  # the mean of the other persons' maps (zeros for a person alone)
                 maps.append(((each.sum(1, keepdim=True) - each) / max(N - 1, 1)).flatten(0, 1))
             x = torch.cat([x, *(F.interpolate(m.transpose(1, 2)[:, None], size=x.shape[-2:], mode="bilinear")
@@ -204,19 +198,6 @@ class AudioOnly(nn.Module):
 
     def forward(self, mix_logmag: torch.Tensor, keypoints: torch.Tensor, crops: torch.Tensor) -> torch.Tensor:
         return _fine(self.unet(_coarse(mix_logmag, self.scale)), self.scale)
-
-
-def noisy_envelopes(envelope: torch.Tensor, strength: float) -> torch.Tensor:
-    """Envelopes (B, N, T', bands) plus Gaussian noise, in each person's band ``strength`` times that band's
-    spread over time (the spread is not differentiated through).
-
-    Not in the paper. A training regulariser: on its training pieces the motion predicts their sound
-    better than on new ones (R² 0.63 against 0.51 in the demo), so a separator trained on clean
-    predictions learns to trust them more than a new piece's deserve; noise makes the training
-    envelopes as unreliable as unseen ones, so the separator learns to check them against the mixture.
-    """
-    spread = envelope.detach().std(dim=2, keepdim=True)
-    return envelope + strength * spread * torch.randn_like(envelope)
 
 
 def fit_shares(mix_logmag: torch.Tensor, envelope: torch.Tensor, iterations: int = 20) -> torch.Tensor:
