@@ -238,7 +238,7 @@ def _pad(x: np.ndarray) -> np.ndarray:
 
 def ideal_binary_mask(mix: np.ndarray, refs: np.ndarray) -> np.ndarray:
     """Each time-frequency bin goes to the loudest reference: (n, samples) estimates."""
-    spec, ref_spec = stft(torch.from_numpy(mix)), stft(torch.from_numpy(refs))
+    spec, ref_spec = stft(torch.tensor(mix)), stft(torch.tensor(refs))  # copies: the arrays may be read-only
     owner = ref_spec.abs().argmax(dim=0)
     masks = torch.stack([(owner == k) for k in range(len(refs))]).to(spec.dtype)
     return istft(spec[None] * masks, mix.shape[-1]).numpy()
