@@ -219,7 +219,12 @@ def load_checkpoint(path: str | Path) -> dict:
 def model_from_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict]:
     """The trained separator (eval mode, CPU) and the checkpoint's description."""
     doc = load_checkpoint(path)
-    model = build_model(ModelConfig.from_dict(doc["model_config"]))
+    try:
+        mc = ModelConfig.from_dict(doc["model_config"])
+    except ValueError as e:
+        raise UserError(f"{checkpoint_file(path)}: {e}: another version of this pipeline wrote it (its code_version "
+                        f"{doc.get('code_version', '?')}, this one {__version__})") from e  # fmt: skip
+    model = build_model(mc)
     model.load_state_dict(doc["ema_model"] if "ema_model" in doc else doc["model"])
     return model.eval(), doc
 

@@ -423,3 +423,17 @@ def test_instrument_context_adds_the_instrument_loss_to_every_step(tiny_shards, 
     without = [step(False), step(True)]
     for a, b in zip(with_ce, without):
         assert abs(a - b - math.log(len(CODES))) < 1e-4
+
+
+def test_a_checkpoint_from_another_version_names_the_options_this_one_lacks(tiny_checkpoints, tmp_path):
+    from pipeline.errors import UserError
+
+    doc = load_checkpoint(tiny_checkpoints[0])
+    doc["model_config"] = {**doc["model_config"], "envelope_noise": 0.5, "gcn": {**doc["model_config"]["gcn"], "x": 1}}
+    (tmp_path / "other").mkdir()
+    torch.save(doc, tmp_path / "other" / CHECKPOINT_FILE)
+    with pytest.raises(UserError, match=r"other/checkpoint\.pt: model options this version does not know: "
+                                        r"envelope_noise, gcn\.x: another version"):  # fmt: skip
+        model_from_checkpoint(tmp_path / "other")
+    model, _ = model_from_checkpoint(tiny_checkpoints[0])  # the unchanged one loads
+    assert not model.training

@@ -27,7 +27,7 @@ appearance crop to one mask per person::
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import torch
 import torch.nn.functional as F
@@ -70,6 +70,13 @@ class ModelConfig:
 
     @staticmethod
     def from_dict(d: dict) -> ModelConfig:
+        """The inverse of :meth:`to_dict`; options this version does not know raise a ValueError naming them
+        (a checkpoint written by another version of the pipeline)."""
+        unknown = [k for k in d if k not in {f.name for f in fields(ModelConfig)}]
+        for part, cls in (("unet", UNetConfig), ("gcn", GCNConfig)):
+            unknown += [f"{part}.{k}" for k in d.get(part, {}) if k not in {f.name for f in fields(cls)}]
+        if unknown:
+            raise ValueError(f"model options this version does not know: {', '.join(sorted(unknown))}")
         return ModelConfig(**{**d, "unet": UNetConfig(**_tuples(d["unet"])), "gcn": GCNConfig(**_tuples(d["gcn"]))})
 
 
