@@ -433,7 +433,7 @@ def _wait_for_report_pickup(world: int, timeout: float = 60.0) -> None:
     Ray Train records a checkpoint only once it holds the reports of all ranks; a rank that fails
     while another's report is still queued loses that checkpoint, and the restart begins from
     scratch (a race CI's loaded 2 cores hit). Uses Ray Train V2's worker-side result queue; where
-    that is not available, waits two of the controller's polling intervals instead."""
+    that is not available, waits 5 s (over two of the controller's polling intervals) instead."""
     try:
         from ray.train.v2._internal.execution.context import get_train_context
 
