@@ -337,7 +337,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             ema.module.load_state_dict(source["ema_model"])
             ema.n_averaged.fill_(source["ema_steps"])
         if rank == 0:
-            sys.stdout.write(f"resumed from epoch {source['epoch'] + 1} (step {step})\n")
+            _console(f"resumed from epoch {source['epoch'] + 1} (step {step})")
             _log_event(Path(config["log_dir"]), {"event": "resumed", "after_epoch": source["epoch"], "step": step})
     permutation_invariant = getattr(raw, "permutation_invariant", False)
     train_shard = ray.train.get_dataset_shard("train")
@@ -406,15 +406,20 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 _write_logs(out_dir, history)
             if rank == 0 and config.get("progress", True):
                 phase = "  (motion warm-up)" if motion_only else ""
-                # not print(): Ray Train's patched print writes a line twice when stdout is captured
-                sys.stdout.write(f"epoch {epoch + 1}/{total_epochs}{phase}  step {step}  loss {metrics['loss']:.4f}  "
-                                 f"val SDR {val_sdr:.2f} dB (constant mask {val_floor:.2f})  "
-                                 f"{metrics['seconds']:.0f} s\n")  # fmt: skip
-                sys.stdout.flush()
+                _console(
+                    f"epoch {epoch + 1}/{total_epochs}{phase}  step {step}  loss {metrics['loss']:.4f}  "
+                    f"val SDR {val_sdr:.2f} dB (constant mask {val_floor:.2f})  {metrics['seconds']:.0f} s"
+                )
             ray.train.report(metrics, checkpoint=ckpt)
         if epoch == tc.fail_after_epoch and first_attempt and config.get("resume") is None:
             _wait_for_report_pickup(world)
             raise RuntimeError(f"injected failure after epoch {epoch} (train.fail_after_epoch)")
+
+
+def _console(line: str) -> None:
+    """A line on a worker's console, once: Ray Train's patched print() writes it twice when stdout is captured."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 def _quiet_ray_train_reports() -> None:
@@ -440,11 +445,12 @@ def _wait_for_report_pickup(world: int, timeout: float = 60.0) -> None:
         results = get_train_context().get_result_queue()
     except (ImportError, AttributeError):
         results = None
-    deadline = time.monotonic() + timeout
     if results is None:
         time.sleep(5.0)
-    while results is not None and not results.empty() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    else:
+        deadline = time.monotonic() + timeout
+        while not results.empty() and time.monotonic() < deadline:
+            time.sleep(0.1)
     if world > 1 and torch.distributed.is_initialized():
         torch.distributed.barrier()  # no rank fails before every rank's report is taken
 

@@ -72,12 +72,16 @@ class ModelConfig:
     def from_dict(d: dict) -> ModelConfig:
         """The inverse of :meth:`to_dict`; options this version does not know raise a ValueError naming them
         (a checkpoint written by another version of the pipeline)."""
-        unknown = [k for k in d if k not in {f.name for f in fields(ModelConfig)}]
-        for part, cls in (("unet", UNetConfig), ("gcn", GCNConfig)):
-            unknown += [f"{part}.{k}" for k in d.get(part, {}) if k not in {f.name for f in fields(cls)}]
+        unknown = _unknown_keys(d, ModelConfig) + _unknown_keys(d["unet"], UNetConfig, "unet.")
+        unknown += _unknown_keys(d["gcn"], GCNConfig, "gcn.")
         if unknown:
             raise ValueError(f"model options this version does not know: {', '.join(sorted(unknown))}")
         return ModelConfig(**{**d, "unet": UNetConfig(**_tuples(d["unet"])), "gcn": GCNConfig(**_tuples(d["gcn"]))})
+
+
+def _unknown_keys(d: dict, cls: type, prefix: str = "") -> list[str]:
+    known = {f.name for f in fields(cls)}
+    return [prefix + k for k in d if k not in known]
 
 
 def _tuples(d: dict) -> dict:
