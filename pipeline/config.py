@@ -38,6 +38,8 @@ class SynthConfig:
     duets: int
     trios: int
     quartets: int
+    extra_train_solos: int  # more pieces, all in the train split; the others and their splits stay as they were
+    extra_train_duets: int
     homo_duet_fraction: float  # share of duets with the same instrument twice
     corpus_fraction: float  # share of pieces taken from the music21 corpus (rest: generated)
     min_duration_s: float

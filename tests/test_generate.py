@@ -5,12 +5,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from pipeline.config import load_config
 from pipeline.errors import UserError
-from pipeline.synth.generate import generate_benchmark, plan_pieces
+from pipeline.synth.generate import assign_splits, generate_benchmark, plan_pieces
 
 SMALL = [
     "synth.solos=1",
@@ -39,6 +40,24 @@ def test_plan_follows_the_config():
     assert all(cfg.min_duration_s <= p.duration <= cfg.max_duration_s for p in plan)
     assert [p.number for p in plan] == list(range(1, len(plan) + 1))
     assert plan_pieces(cfg) == plan
+
+
+def test_extra_training_pieces_leave_the_other_pieces_and_splits_as_they_were():
+    base = load_config("demo", overrides=["synth.extra_train_solos=0", "synth.extra_train_duets=0"]).synth
+    more = load_config("demo", overrides=["synth.extra_train_solos=7", "synth.extra_train_duets=4"]).synth
+    plan, bigger = plan_pieces(base), plan_pieces(more)
+    assert bigger[: len(plan)] == plan
+    extra = bigger[len(plan) :]
+    assert [p.number for p in extra] == list(range(len(plan) + 1, len(plan) + 12))
+    assert all(p.train_only for p in extra) and not any(p.train_only for p in plan)
+    assert sorted(p.players for p in extra) == [1] * 7 + [2] * 4 and sum(p.homo for p in extra) == 2
+
+    def names(specs):  # what assign_splits reads of a rendered piece: its folder name
+        return [SimpleNamespace(name=f"{p.number:03d}_{p.players}{'h' if p.homo else ''}") for p in specs]
+
+    a, b = assign_splits(plan, names(plan), base), assign_splits(bigger, names(bigger), more)
+    assert a["val"] == b["val"] and a["test"] == b["test"]
+    assert sorted(b["train"]) == sorted(a["train"] + [n.name for n in names(extra)])
 
 
 def test_same_seed_same_bytes_in_process_and_as_ray_tasks(tmp_path: Path, ray_local):

@@ -68,17 +68,36 @@ class Summary:
 
 
 def plan_pieces(cfg: SynthConfig) -> list[PieceSpec]:
-    """The pieces to render, fixed by the seed: sizes, homo-musical duets, music source, length."""
+    """The pieces to render, fixed by the seed: sizes, homo-musical duets, music source, length.
+
+    The ``extra_train_*`` pieces come after the others, drawn from a stream of their own, so
+    adding them leaves every other piece (and so the validation and test splits) as it was.
+    """
     rng = np.random.default_rng(cfg.seed)
-    sizes = [1] * cfg.solos + [2] * cfg.duets + [3] * cfg.trios + [4] * cfg.quartets
-    n_homo = int(round(cfg.duets * cfg.homo_duet_fraction))
-    homo = [False] * cfg.solos + [i < n_homo for i in range(cfg.duets)] + [False] * (cfg.trios + cfg.quartets)
+    specs = _plan(rng, cfg.solos, cfg.duets, cfg.trios, cfg.quartets, cfg, first=1, train_only=False)
+    extra = np.random.default_rng([cfg.seed, 2_000_003])
+    return specs + _plan(
+        extra, cfg.extra_train_solos, cfg.extra_train_duets, 0, 0, cfg, first=len(specs) + 1, train_only=True
+    )
+
+
+def _plan(rng, solos: int, duets: int, trios: int, quartets: int, cfg: SynthConfig, first: int, train_only: bool):
+    sizes = [1] * solos + [2] * duets + [3] * trios + [4] * quartets
+    n_homo = int(round(duets * cfg.homo_duet_fraction))
+    homo = [False] * solos + [i < n_homo for i in range(duets)] + [False] * (trios + quartets)
     order = rng.permutation(len(sizes))
     corpus = np.zeros(len(sizes), bool)  # exactly the asked share, spread at random
     corpus[rng.permutation(len(sizes))[: int(round(len(sizes) * cfg.corpus_fraction))]] = True
     lengths = rng.uniform(cfg.min_duration_s, cfg.max_duration_s, size=len(sizes))
     return [
-        PieceSpec(number + 1, sizes[i], homo[i], bool(corpus[number]), round(float(lengths[number]) * 2) / 2)
+        PieceSpec(
+            first + number,
+            sizes[i],
+            homo[i],
+            bool(corpus[number]),
+            round(float(lengths[number]) * 2) / 2,
+            train_only,
+        )
         for number, i in enumerate(order)
     ]
 
@@ -87,13 +106,16 @@ def assign_splits(specs: list[PieceSpec], infos: list[PieceInfo], cfg: SynthConf
     """Split by piece, within each kind (players, homo), so every split sees every kind.
 
     Each kind with two or more pieces puts at least one in test; with three or
-    more, at least one in validation.
+    more, at least one in validation. Pieces planned as ``train_only`` all go to train.
     """
     rng = np.random.default_rng([cfg.seed, 1_000_003])
     kinds: dict[tuple[int, bool], list[str]] = {}
-    for spec, info in zip(specs, infos):
-        kinds.setdefault((spec.players, spec.homo), []).append(info.name)
     splits: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    for spec, info in zip(specs, infos):
+        if spec.train_only:
+            splits["train"].append(info.name)
+        else:
+            kinds.setdefault((spec.players, spec.homo), []).append(info.name)
     for key in sorted(kinds):
         names = [kinds[key][i] for i in rng.permutation(len(kinds[key]))]
         n = len(names)

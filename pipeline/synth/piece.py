@@ -39,6 +39,7 @@ class PieceSpec:
     homo: bool
     from_corpus: bool
     duration: float
+    train_only: bool = False  # an extra training piece (synth.extra_train_*): never in val or test
 
 
 @dataclass(frozen=True)
