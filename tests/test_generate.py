@@ -1,7 +1,9 @@
 """Planning, determinism (in this process and as Ray tasks), and the command line's errors."""
 
 import hashlib
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -83,6 +85,24 @@ def test_rerun_renders_only_what_is_missing(tmp_path: Path):
     mtimes = {p: p.stat().st_mtime_ns for p in piece.iterdir()}
     generate_benchmark(cfg, out, progress=False)
     assert {p: p.stat().st_mtime_ns for p in piece.iterdir()} == mtimes
+    # A folder written before synth.extra_train_* existed is the same benchmark as one with them at 0.
+    resolved = out / "config.yaml"
+    resolved.write_text(re.sub(r"\n  extra_train_\w+: 0", "", resolved.read_text()))
+    assert "extra_train" not in resolved.read_text()
+    generate_benchmark(cfg, out, progress=False)
+    # More training pieces: only the new one is rendered, and it goes to train.
+    before = json.loads((out / "splits.json").read_text())
+    grown = load_config("tiny", overrides=[*SMALL, "synth.duets=0", "synth.extra_train_solos=1"])
+    generate_benchmark(grown, out, progress=False)
+    after = json.loads((out / "splits.json").read_text())
+    assert {p: p.stat().st_mtime_ns for p in piece.iterdir()} == mtimes
+    added = set(after["train"]) - set(before["train"])
+    assert len(added) == 1 and (out / added.pop()).is_dir()
+    assert after["val"] == before["val"] and after["test"] == before["test"]
+    # Fewer again would leave a piece the settings do not name: refused.
+    with pytest.raises(UserError, match="extra_train_solos"):
+        generate_benchmark(cfg, out, progress=False)
+    cfg = grown
     # A piece the same settings would not make here (an older generator's): refused, nothing touched.
     number = piece.name.split("_")[0]
     piece.rename(out / f"{number}_Older_xx")

@@ -9,7 +9,8 @@ Output folder::
     OUT/config.yaml             the resolved configuration
 
 Re-running into the same folder with the same configuration renders only the
-pieces that are missing; a different configuration is refused, never mixed in.
+pieces that are missing; so does raising ``synth.extra_train_*`` (more training pieces).
+Any other change of configuration is refused, never mixed in.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ log = logging.getLogger(__name__)
 
 SPLITS_NAME = "splits.json"
 SUMMARY_NAME = "benchmark.json"
+# Settings a benchmark folder can grow by (more training pieces, nothing else changes), and their
+# values in folders written before they existed.
+GROWABLE = {"extra_train_solos": 0, "extra_train_duets": 0}
 
 
 @dataclass(frozen=True)
@@ -228,10 +232,14 @@ def _prepare_output(out: Path, config: Config) -> None:
         raise UserError(f"cannot write to output folder {out}: {e.strerror or e}") from None
     previous = out / RESOLVED_NAME
     if previous.is_file():
-        old = (yaml.safe_load(previous.read_text()) or {}).get("synth")
+        old = {**GROWABLE, **((yaml.safe_load(previous.read_text()) or {}).get("synth") or {})}
         new = config_to_dict(config)["synth"]
-        if old != new:
-            changed = sorted(k for k in new if (old or {}).get(k) != new[k])
+        changed = sorted(k for k in new if old.get(k) != new[k])
+        if changed and all(k in GROWABLE and new[k] > old[k] for k in changed):
+            log.info(
+                "adding training pieces to %s (%s)", out, ", ".join(f"synth.{k} {old[k]} → {new[k]}" for k in changed)
+            )
+        elif changed:
             raise UserError(
                 f"{out} holds a benchmark made with other settings (synth.{', synth.'.join(changed)}); "
                 "choose a new --out folder"
