@@ -204,6 +204,10 @@ def test_main_job_runs_resumes_and_guards_its_folder(tmp_path: Path):
     for row in ("| music_gesture |", "| audio_only |", "| mixture |", "| ideal_binary_mask |"):
         assert row in table
     assert (out / "evaluation" / "summary.md").is_file() and str(out / "evaluation") in table
+    # A run folder from before synth.extra_train_* existed is the same run as one with them at 0.
+    resolved = out / "config.yaml"
+    resolved.write_text(re.sub(r"\n  extra_train_\w+: 0", "", resolved.read_text()))
+    assert "extra_train" not in resolved.read_text()
     again = _cli("-q", "run", "--out", str(out), "--preset", "tiny", *models, *sets)  # nothing left to do
     assert again.returncode == 0 and "videos unchanged  3" in again.stdout and "epochs           1" in again.stdout
     _assert_clean_error(_cli("run", "--out", str(out), "--preset", "tiny"), "other settings")
