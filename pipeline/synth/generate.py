@@ -234,7 +234,7 @@ def _prepare_output(out: Path, config: Config) -> None:
     if previous.is_file():
         old = {**GROWABLE, **((yaml.safe_load(previous.read_text()) or {}).get("synth") or {})}
         new = config_to_dict(config)["synth"]
-        changed = sorted(k for k in new if old.get(k) != new[k])
+        changed = sorted(k for k in {*new, *old} if old.get(k) != new.get(k))
         if changed and all(k in GROWABLE and new[k] > old[k] for k in changed):
             log.info(
                 "adding training pieces to %s (%s)", out, ", ".join(f"synth.{k} {old[k]} → {new[k]}" for k in changed)
