@@ -780,7 +780,9 @@ def run_train(
     init_ray()
     # Training's progress is rank 0's line per epoch; Ray Data's bars would repeat for every pass
     # over the shards in every worker (the demo's log grew to 160 MB of them).
-    ray.data.DataContext.get_current().enable_progress_bars = False
+    data_context = ray.data.DataContext.get_current()
+    data_context.enable_progress_bars = False
+    data_context.print_on_execution_start = False  # the two INFO lines that open every such pass
     t0 = time.perf_counter()
     datasets = {}
     for split in ("train", "val"):
