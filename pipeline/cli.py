@@ -22,6 +22,7 @@ from pipeline.config import (
     Config,
     config_to_dict,
     load_config,
+    with_defaults,
     with_overrides,
     write_resolved,
 )
@@ -351,8 +352,7 @@ def _claim_run_folder(out: Path, config: Config) -> None:
         old = yaml.safe_load(previous.read_text()) or {}
         new = config_to_dict(config)
         # A section or key the earlier run did not know (added by a later version) takes its default.
-        defaults = config_to_dict(load_config(None))
-        if any(section in old and {**defaults[section], **old[section]} != values for section, values in new.items()):
+        if any(section in old and with_defaults(section, old[section]) != values for section, values in new.items()):
             raise UserError(f"{out} holds a run made with other settings; choose a new --out")
     elif out.is_dir() and any(out.iterdir()):
         raise UserError(f"{out} is not empty and is not a run folder; choose a new --out")

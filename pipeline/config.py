@@ -196,6 +196,12 @@ def config_to_dict(config: Any) -> dict[str, Any]:
     return _plain(dataclasses.asdict(config))
 
 
+def with_defaults(section: str, written: dict[str, Any] | None) -> dict[str, Any]:
+    """A section of a resolved config written earlier, with the keys it lacks (added by a later
+    version) at their defaults, so it compares equal to ``config_to_dict`` of the same settings now."""
+    return {**config_to_dict(load_config(None))[section], **(written or {})}
+
+
 def write_resolved(config: Config, folder: Path, extra: dict[str, Any] | None = None) -> Path:
     """Write the resolved config as ``folder/config.yaml`` (written to a temp file, then renamed)."""
     folder.mkdir(parents=True, exist_ok=True)

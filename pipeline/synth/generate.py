@@ -28,7 +28,7 @@ import yaml
 from tqdm import tqdm
 
 from pipeline import __version__
-from pipeline.config import RESOLVED_NAME, Config, SynthConfig, config_to_dict, write_resolved
+from pipeline.config import RESOLVED_NAME, Config, SynthConfig, config_to_dict, with_defaults, write_resolved
 from pipeline.errors import UserError
 from pipeline.report import key_value_table
 from pipeline.synth.piece import OPENPOSE_DIR, PieceInfo, PieceSpec, render_piece
@@ -39,9 +39,8 @@ log = logging.getLogger(__name__)
 
 SPLITS_NAME = "splits.json"
 SUMMARY_NAME = "benchmark.json"
-# Settings a benchmark folder can grow by (more training pieces, nothing else changes), and their
-# values in folders written before they existed.
-GROWABLE = {"extra_train_solos": 0, "extra_train_duets": 0}
+# Settings a benchmark folder can grow by: more training pieces, nothing else changes.
+GROWABLE = ("extra_train_solos", "extra_train_duets")
 
 
 @dataclass(frozen=True)
@@ -232,7 +231,7 @@ def _prepare_output(out: Path, config: Config) -> None:
         raise UserError(f"cannot write to output folder {out}: {e.strerror or e}") from None
     previous = out / RESOLVED_NAME
     if previous.is_file():
-        old = {**GROWABLE, **((yaml.safe_load(previous.read_text()) or {}).get("synth") or {})}
+        old = with_defaults("synth", (yaml.safe_load(previous.read_text()) or {}).get("synth"))
         new = config_to_dict(config)["synth"]
         changed = sorted(k for k in {*new, *old} if old.get(k) != new.get(k))
         if changed and all(k in GROWABLE and new[k] > old[k] for k in changed):
