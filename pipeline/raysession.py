@@ -48,7 +48,28 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         log_to_driver=True,
         configure_logging=True,
         logging_level=logging.WARNING,
+        runtime_env={"worker_process_setup_hook": "pipeline.raysession.quiet_workers"},
     )
+
+
+# Loggers of Ray's own that repeat themselves in the embedded Ray's workers, each with the reason.
+QUIET_LOGGERS = {
+    # Ray Train's placement-group cleaner asks the state API, which lives in the dashboard, every
+    # second whether the controller is alive; without a dashboard each answer is a warning (3,071
+    # lines over one demo's training). Its job, removing the workers' placement group should the
+    # controller die, needs that API anyway; an embedded Ray's groups go with its process.
+    "ray.train.v2._internal.execution.controller.placement_group_cleaner": logging.ERROR,
+    # Ray Data's "Dataset ... execution finished in N seconds", from the training workers and their
+    # split coordinator on every pass over a split: three lines an epoch. (The driver's own stages,
+    # preprocess and evaluate, keep theirs: it is not a worker.)
+    "ray.data._internal.execution.streaming_executor": logging.WARNING,
+}
+
+
+def quiet_workers() -> None:
+    """Runs in every worker process of the embedded Ray: ``QUIET_LOGGERS`` at their levels."""
+    for name, level in QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(level)
 
 
 def running_cluster(cluster_file: Path = Path("/tmp/ray/ray_current_cluster"), timeout: float = 1.0) -> str | None:
