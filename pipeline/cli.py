@@ -350,10 +350,15 @@ def _claim_run_folder(out: Path, config: Config) -> None:
     previous = out / RESOLVED_NAME
     if previous.is_file():
         old = yaml.safe_load(previous.read_text()) or {}
-        new = config_to_dict(config)
-        # A section or key the earlier run did not know (added by a later version) takes its default.
-        if any(section in old and with_defaults(section, old[section]) != values for section, values in new.items()):
-            raise UserError(f"{out} holds a run made with other settings; choose a new --out")
+        changed = []
+        for section, values in config_to_dict(config).items():
+            if section not in old:
+                continue
+            # A key the earlier run did not know (added by a later version) takes its default.
+            was = with_defaults(section, old[section])
+            changed += [f"{section}.{k}" for k in sorted({*values, *was}) if was.get(k) != values.get(k)]
+        if changed:
+            raise UserError(f"{out} holds a run made with other settings ({', '.join(changed)}); choose a new --out")
     elif out.is_dir() and any(out.iterdir()):
         raise UserError(f"{out} is not empty and is not a run folder; choose a new --out")
     write_resolved(config, out, extra={"code_version": __version__})

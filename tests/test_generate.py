@@ -215,7 +215,8 @@ def test_main_job_runs_resumes_and_guards_its_folder(tmp_path: Path):
     assert "extra_train" not in resolved.read_text()
     again = _cli("-q", "run", "--out", str(out), "--preset", "tiny", *models, *sets)  # nothing left to do
     assert again.returncode == 0 and "videos unchanged  3" in again.stdout and "epochs           1" in again.stdout
-    _assert_clean_error(_cli("run", "--out", str(out), "--preset", "tiny"), "other settings")
+    # Other settings are refused, naming them (here the quick ones above, back at the tiny preset's values).
+    _assert_clean_error(_cli("run", "--out", str(out), "--preset", "tiny"), "other settings", "train.epochs")
     _assert_clean_error(_cli("run", "--out", str(tmp_path), "--preset", "tiny"), "not a run folder")
 
 
