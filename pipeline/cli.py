@@ -13,16 +13,13 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 from pipeline import __version__
 from pipeline.config import (
     PRESETS,
     RESOLVED_NAME,
     Config,
-    config_to_dict,
     load_config,
-    with_defaults,
+    setting_changes,
     with_overrides,
     write_resolved,
 )
@@ -349,14 +346,7 @@ def _claim_run_folder(out: Path, config: Config) -> None:
         raise UserError(f"run folder {out} exists and is not a folder")
     previous = out / RESOLVED_NAME
     if previous.is_file():
-        old = yaml.safe_load(previous.read_text()) or {}
-        changed = []
-        for section, values in config_to_dict(config).items():
-            if section not in old:
-                continue
-            # A key the earlier run did not know (added by a later version) takes its default.
-            was = with_defaults(section, old[section])
-            changed += [f"{section}.{k}" for k in sorted({*values, *was}) if was.get(k) != values.get(k)]
+        changed = setting_changes(previous, config)
         if changed:
             raise UserError(f"{out} holds a run made with other settings ({', '.join(changed)}); choose a new --out")
     elif out.is_dir() and any(out.iterdir()):

@@ -196,10 +196,24 @@ def config_to_dict(config: Any) -> dict[str, Any]:
     return _plain(dataclasses.asdict(config))
 
 
-def with_defaults(section: str, written: dict[str, Any] | None) -> dict[str, Any]:
-    """A section of a resolved config written earlier, with the keys it lacks (added by a later
-    version) at their defaults, so it compares equal to ``config_to_dict`` of the same settings now."""
-    return {**config_to_dict(load_config(None))[section], **(written or {})}
+def setting_changes(
+    resolved: Path, config: Config, sections: tuple[str, ...] | None = None
+) -> dict[str, tuple[Any, Any]]:
+    """``"section.key": (then, now)`` for each setting of ``config`` that differs from the resolved
+    config written earlier at ``resolved``, over ``sections`` (default: every section that file has).
+
+    A key the file lacks (added by a later version) counts at its default, so an older folder made
+    with the same settings shows no change; a key only the file has (since removed) is a change.
+    """
+    written = yaml.safe_load(resolved.read_text()) or {}
+    defaults, now = config_to_dict(load_config(None)), config_to_dict(config)
+    changes = {}
+    for section in sections or [name for name in now if name in written]:
+        was = {**defaults[section], **(written.get(section) or {})}
+        for key in sorted({*now[section], *was}):
+            if was.get(key) != now[section].get(key):
+                changes[f"{section}.{key}"] = (was.get(key), now[section].get(key))
+    return changes
 
 
 def write_resolved(config: Config, folder: Path, extra: dict[str, Any] | None = None) -> Path:

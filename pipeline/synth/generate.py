@@ -24,11 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from tqdm import tqdm
 
 from pipeline import __version__
-from pipeline.config import RESOLVED_NAME, Config, SynthConfig, config_to_dict, with_defaults, write_resolved
+from pipeline.config import RESOLVED_NAME, Config, SynthConfig, setting_changes, write_resolved
 from pipeline.errors import UserError
 from pipeline.report import key_value_table
 from pipeline.synth.piece import OPENPOSE_DIR, PieceInfo, PieceSpec, render_piece
@@ -40,7 +39,7 @@ log = logging.getLogger(__name__)
 SPLITS_NAME = "splits.json"
 SUMMARY_NAME = "benchmark.json"
 # Settings a benchmark folder can grow by: more training pieces, nothing else changes.
-GROWABLE = ("extra_train_solos", "extra_train_duets")
+GROWABLE = ("synth.extra_train_solos", "synth.extra_train_duets")
 
 
 @dataclass(frozen=True)
@@ -231,17 +230,16 @@ def _prepare_output(out: Path, config: Config) -> None:
         raise UserError(f"cannot write to output folder {out}: {e.strerror or e}") from None
     previous = out / RESOLVED_NAME
     if previous.is_file():
-        old = with_defaults("synth", (yaml.safe_load(previous.read_text()) or {}).get("synth"))
-        new = config_to_dict(config)["synth"]
-        changed = sorted(k for k in {*new, *old} if old.get(k) != new.get(k))
-        if changed and all(k in GROWABLE and new[k] > old[k] for k in changed):
+        changed = setting_changes(previous, config, sections=("synth",))
+        if changed and all(key in GROWABLE and now > then for key, (then, now) in changed.items()):
             log.info(
-                "adding training pieces to %s (%s)", out, ", ".join(f"synth.{k} {old[k]} → {new[k]}" for k in changed)
+                "adding training pieces to %s (%s)",
+                out,
+                ", ".join(f"{key} {then} → {now}" for key, (then, now) in changed.items()),
             )
         elif changed:
             raise UserError(
-                f"{out} holds a benchmark made with other settings (synth.{', synth.'.join(changed)}); "
-                "choose a new --out folder"
+                f"{out} holds a benchmark made with other settings ({', '.join(changed)}); choose a new --out folder"
             )
     elif any(p for p in out.iterdir() if p.name not in (".partial", OPENPOSE_DIR)):
         raise UserError(f"{out} is not empty and holds no benchmark; choose a new or empty --out folder")
